@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def generate_key_file(path: Path) -> MasterKey:
     path = Path(path)
     source = f"generated key file {path}"
     key = os.urandom(KEY_SIZE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -184,7 +185,9 @@ def _read_key_file(path: Path, source: str, *, check_mode: bool) -> MasterKey:
         mode = stat.S_IMODE(info.st_mode)
         if check_mode and mode & 0o077:
             raise MasterKeyError(f"{source}: mode {mode:04o} is too open; chmod 600 {path}")
-        data = os.read(fd, _MAX_KEY_FILE + 1)
+        data = b""
+        while len(data) <= _MAX_KEY_FILE and (chunk := os.read(fd, _MAX_KEY_FILE + 1 - len(data))):
+            data += chunk
     except OSError as exc:
         raise MasterKeyError(f"{source}: cannot read it: {exc.strerror}") from exc
     finally:
@@ -531,7 +534,6 @@ class Vault:
             self._db.on_commit(lambda: setattr(self, "_master", new_master))
         return len(rows)
 
-    @property
     def master_fingerprint(self) -> str:
-        """Fingerprint of the master key in use (safe to log)."""
+        """Fingerprint of the master key in use, safe to log. Example: ``vault.master_fingerprint()``."""
         return self._master.fingerprint

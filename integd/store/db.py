@@ -350,7 +350,7 @@ class Database:
             if not self._closed:
                 # A cancelled or failed block may have left its own BEGIN open (or a statement queued).
                 await _uncancellable(conn.rollback())
-            if isinstance(exc, (sqlite3.Error, ValueError)) and not isinstance(exc, StoreError):
+            if isinstance(exc, sqlite3.Error) or (isinstance(exc, ValueError) and self._closed):
                 raise translate(exc, self.path, "read") from exc
             raise
         else:

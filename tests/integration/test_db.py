@@ -242,6 +242,16 @@ async def test_reader_snapshot_left_open_is_ended(db: Database) -> None:
         await db.fetchall("SELECT * FROM missing_table")
 
 
+async def test_callers_own_errors_pass_through_unchanged(db: Database) -> None:
+    with pytest.raises(ValueError, match="mine"):
+        async with db.read():
+            raise ValueError("mine")
+    with pytest.raises(ValueError, match="mine"):
+        async with db.write():
+            raise ValueError("mine")
+    assert await db.fetchone("SELECT 1 AS one") is not None  # both pools still usable
+
+
 async def test_backup_while_writing_is_consistent(tmp_path: Path, db: Database) -> None:
     async with db.write() as conn:
         await conn.executemany("INSERT INTO app VALUES (?, 'seed')", [(f"s{i}",) for i in range(3000)])
@@ -306,11 +316,15 @@ async def test_close_waits_for_write_in_progress(tmp_path: Path) -> None:
     await inside.wait()
     closing = asyncio.create_task(db.close())
     await asyncio.sleep(0)
+    queued = asyncio.create_task(_write_once(db))  # waits on the lock behind close()
+    await asyncio.sleep(0)
     assert not closing.done()
     release.set()
     await task
     await closing
     assert _sqlite(db.path, "SELECT id FROM app") == [("late",)]
+    with pytest.raises(StoreError, match="is closed"):
+        await queued  # woken by close() instead of hanging on the lock forever
 
 
 def test_process_exits_after_close(tmp_path: Path) -> None:

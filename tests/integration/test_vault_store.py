@@ -3,6 +3,7 @@ and no plaintext in the database or its WAL."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
@@ -161,6 +162,16 @@ async def test_referenced_retired_key_is_kept_until_unused(db: Database, vault: 
         vault.decrypt(b"\x01" + old.encode() + bytes(28), purpose="p", row_id="r")
 
 
+async def test_concurrent_first_open_creates_one_key(tmp_path: Path, master: MasterKey) -> None:
+    db = await Database.open(tmp_path / "fresh.db", MIGRATIONS)
+    try:
+        first, second = await asyncio.gather(Vault.open(db, master), Vault.open(db, master))
+        assert first.current_key_id == second.current_key_id
+        assert len(await db.fetchall("SELECT key_id FROM vault_keys")) == 1
+    finally:
+        await db.close()
+
+
 async def test_rotate_outside_write_refused(db: Database, vault: Vault) -> None:
     async with db.read() as conn:
         with pytest.raises(VaultError, match="inside `async with db.write"):
@@ -173,7 +184,7 @@ async def test_rewrap_then_only_the_new_master_opens(tmp_path: Path, db: Databas
         await vault.rotate(conn, reseal_all)
     new_master = generate_key_file(tmp_path / "keys" / "master2.key")
     assert await vault.rewrap(new_master) == 1
-    assert vault.master_fingerprint == new_master.fingerprint
+    assert vault.master_fingerprint() == new_master.fingerprint
     await _assert_all_decrypt(db, vault)
     reopened = await Vault.open(db, new_master)
     await _assert_all_decrypt(db, reopened, vault.current_key_id)
