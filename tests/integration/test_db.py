@@ -149,6 +149,22 @@ async def test_exception_rolls_back_and_constraint_is_translated(db: Database) -
     assert await db.fetchall("SELECT id FROM app") == []
 
 
+async def test_failed_commit_rolls_back_and_translates(tmp_path: Path) -> None:
+    deferred = [(1, "CREATE TABLE parent (id TEXT PRIMARY KEY);\n"
+                    "CREATE TABLE child (pid TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);")]
+    db = await Database.open(tmp_path / "d.db", deferred)
+    try:
+        with pytest.raises(ConstraintViolation, match="commit.*FOREIGN KEY"):
+            async with db.write() as conn:
+                await conn.execute("INSERT INTO child VALUES ('orphan')")  # checked only at COMMIT
+        async with db.write() as conn:
+            await conn.execute("INSERT INTO parent VALUES ('p')")
+        assert [tuple(r) for r in await db.fetchall("SELECT * FROM child")] == []
+        assert [tuple(r) for r in await db.fetchall("SELECT * FROM parent")] == [("p",)]
+    finally:
+        await db.close()
+
+
 async def test_concurrent_writers_serialised(db: Database) -> None:
     async def bump() -> None:
         for _ in range(100):
