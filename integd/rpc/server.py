@@ -53,6 +53,9 @@ PRINCIPAL = web.RequestKey("integd_principal", Principal)
 ConnectionHook = Callable[["RpcConnection"], "Awaitable[None] | None"]
 _PROBE_TIMEOUT = 2.0
 _WS_CLOSE_TIMEOUT = 5.0
+_BINARY_REFUSED = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+    "code": INVALID_REQUEST, "message": "Invalid Request",
+    "data": {"reason": "binary frames are not accepted; send JSON-RPC as text frames"}}})
 
 
 class SocketInUse(RuntimeError):
@@ -86,16 +89,15 @@ class RpcConnection:
         self._log = logger
         self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._closing = False
+        self._close_request: tuple[int, str, bool] | None = None
+        self._close_wanted = asyncio.Event()
+        self._finished = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._close_task: asyncio.Task[None] | None = None
 
     @property
     def closed(self) -> bool:
-        """True once the connection is closing or closed: notifications are no longer sent."""
+        """True once the connection is closing or closed: nothing more is sent."""
         return self._closing or self._ws.closed
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"rpc-ws-writer-{self.id}")
 
     async def notify(self, method: str, params: dict[str, Any]) -> bool:
         """Queue a JSON-RPC notification; False if the connection is closed or just overflowed.
@@ -115,34 +117,71 @@ class RpcConnection:
         try:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
-            self._closing = True  # refuse everything else at once: one close, not one per frame
             self._log.warning("rpc.subscriber_too_slow", connection=self.id, uid=self.principal.uid,
                               queued=self._queue.qsize())
-            self._close_task = asyncio.create_task(
-                self.close(WSCloseCode.POLICY_VIOLATION, "subscriber too slow", flush=False))
+            self.request_close(WSCloseCode.POLICY_VIOLATION, "subscriber too slow", flush=False)
             return False
         return True
 
-    async def close(self, code: int = WSCloseCode.OK, reason: str = "", *, flush: bool = True,
-                    flush_timeout: float = 1.0) -> None:
-        """Close the WebSocket with ``code``; with ``flush``, first send what is queued (bounded wait)."""
-        if self._closing and self._writer is None:
-            return
-        self._closing = True
+    def request_close(self, code: int, reason: str = "", *, flush: bool = True) -> None:
+        """Ask for the socket to be closed with ``code`` (the first request wins); returns at once."""
+        self._closing = True  # refuse new frames now; with flush, the queued ones still go out
+        if self._close_request is None:
+            self._close_request = (code, reason, flush)
+            self._close_wanted.set()
+
+    async def close(self, code: int = WSCloseCode.OK, reason: str = "", *, flush: bool = True) -> None:
+        """Close with ``code`` (after sending what is queued, when ``flush``) and wait until it is closed."""
+        self.request_close(code, reason, flush=flush)
+        await self._finished.wait()
+
+    async def run(self, on_text: Callable[[str], None], on_binary: Callable[[], None]) -> None:
+        """Serve the socket until the peer leaves or :meth:`close` is asked for.
+
+        The close itself runs here, in the task that owns the socket: a close issued from another task
+        while this one waits in ``receive()`` makes aiohttp drop the connection without waiting for the
+        peer's close reply, and the peer then sees 1006 instead of our code.
+        """
+        self._writer = asyncio.create_task(self._write_loop(), name=f"rpc-ws-writer-{self.id}")
+        reader = asyncio.create_task(self._read_loop(on_text, on_binary), name=f"rpc-ws-reader-{self.id}")
+        wanted = asyncio.create_task(self._close_wanted.wait())
+        try:
+            await asyncio.wait({reader, wanted}, return_when=asyncio.FIRST_COMPLETED)
+            if self._close_request is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+                await self._close_now(*self._close_request)
+        finally:
+            self._closing = True
+            for task in (reader, wanted):
+                task.cancel()
+            await asyncio.gather(reader, wanted, return_exceptions=True)
+            await self._stop_writer()
+            self._finished.set()
+
+    async def _read_loop(self, on_text: Callable[[str], None], on_binary: Callable[[], None]) -> None:
+        async for msg in self._ws:
+            if msg.type == WSMsgType.TEXT:
+                on_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                on_binary()
+            elif msg.type == WSMsgType.ERROR:
+                self._log.info("rpc.ws_error", connection=self.id, error=type(self._ws.exception()).__name__)
+
+    async def _close_now(self, code: int, reason: str, flush: bool, flush_timeout: float = 1.0) -> None:
         if flush and self._writer is not None and not self._writer.done():
             try:
                 await asyncio.wait_for(self._queue.join(), flush_timeout)
             except TimeoutError:
                 self._log.info("rpc.ws_flush_timeout", connection=self.id, dropped=self._queue.qsize())
-        await self._stop_writer()
-        await self._ws.close(code=code, message=reason.encode())
-
-    async def finish(self) -> None:
-        """Called by the server when the socket is gone: stop the writer, wait for a pending close."""
-        self._closing = True
-        if self._close_task is not None:
-            await asyncio.gather(self._close_task, return_exceptions=True)
-        await self._stop_writer()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+        # The writer may be parked in a transport drain. It is not cancelled first: aiohttp shares one
+        # drain future among waiters, so cancelling it would abort this close too. Frames are written whole
+        # (no compression), so the close frame cannot split a frame, and drain=False keeps a stuck peer
+        # from holding us longer than the bounded wait for its close reply.
+        await self._ws.close(code=code, message=reason.encode(), drain=False)
 
     async def _stop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -337,22 +376,19 @@ class RpcServer:
         await ws.prepare(request)
         conn = RpcConnection(ws, request[PRINCIPAL], queue_size=self._queue_size, logger=self._log)
         self._connections.add(conn)
-        conn.start()
         self._log.debug("rpc.ws_open", connection=conn.id, uid=conn.principal.uid)
+
+        def on_text(text: str) -> None:
+            task = self._spawn(text.encode(), conn.principal, conn)
+            task.add_done_callback(lambda t: self._deliver(t, conn))
+
+        def on_binary() -> None:
+            conn.send_text(_BINARY_REFUSED)
+
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    self._spawn(msg.data.encode(), conn.principal, conn).add_done_callback(
-                        lambda t, c=conn: self._deliver(t, c))
-                elif msg.type == WSMsgType.BINARY:
-                    conn.send_text(_error_body(RpcError(
-                        INVALID_REQUEST, "Invalid Request",
-                        {"reason": "binary frames are not accepted; send JSON-RPC as text frames"})).decode())
-                elif msg.type == WSMsgType.ERROR:
-                    self._log.info("rpc.ws_error", connection=conn.id, error=type(ws.exception()).__name__)
+            await conn.run(on_text, on_binary)
         finally:
             self._connections.discard(conn)
-            await conn.finish()
             await self._run_close_hooks(conn)
             self._log.debug("rpc.ws_closed", connection=conn.id, code=ws.close_code)
         return ws
