@@ -268,3 +268,15 @@ def test_credential_path(tmp_path: Path) -> None:
     for bad in ("", "../etc/passwd", ".."):
         with pytest.raises(ValueError, match="plain file name"):
             credential_path(bad, env)
+
+
+def test_notify_socket_address_forms() -> None:
+    from integd.systemd import _parse_address
+
+    assert _parse_address("/run/systemd/notify") == (socket.AF_UNIX, socket.SOCK_DGRAM, "/run/systemd/notify")
+    assert _parse_address("@abc") == (socket.AF_UNIX, socket.SOCK_DGRAM, "\0abc")
+    assert _parse_address("vsock:2:1234") == (socket.AF_VSOCK, socket.SOCK_DGRAM, (2, 1234))
+    assert _parse_address("vsock-stream:3:9")[1] == socket.SOCK_STREAM
+    for bad in ("relative/path", "vsock:x:1", "tcp:1.2.3.4:5"):
+        with pytest.raises(ValueError, match="NOTIFY_SOCKET"):
+            _parse_address(bad)

@@ -86,6 +86,22 @@ def test_tracebacks_do_not_show_locals() -> None:
     assert "local-secret-value" not in out.getvalue()
 
 
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_urls_in_exception_messages_are_scrubbed(fmt: str) -> None:
+    out = io.StringIO()
+    configure_logging("info", fmt, stream=out)
+    try:   # the shape of aiohttp's ClientResponseError text, which quotes the request URL
+        raise RuntimeError("400, message='Bad Request', url='https://p.example/token?client_secret=cs-1'")
+    except RuntimeError:
+        structlog.get_logger().exception("token.refresh_failed", note="x;password=pw-2 y")
+    text = out.getvalue()
+    assert "cs-1" not in text and "pw-2" not in text and "client_secret=[redacted]" in text
+    if fmt == "json":
+        (event,) = lines(out)   # the line-level pass keeps the JSON intact
+        assert event["exception"][0]["exc_value"].endswith("token?client_secret=[redacted]'")
+        assert event["note"] == "x;password=[redacted] y"
+
+
 def test_stdlib_loggers_are_routed_and_redacted() -> None:
     out = io.StringIO()
     configure_logging("info", "json", stream=out)
