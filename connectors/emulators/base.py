@@ -16,7 +16,10 @@ answers 401, 404, 422 and so on in its own shape.
 Errors of this module:
 
     ValueError
-     └── EmulatorInputError     bad token, bad knob, bad host: the message names the field, never a secret
+     └── EmulatorInputError     bad token, knob, option or host: the message names the field, never a secret
+    Exception
+     ├── Reply                  control flow: "answer with this response now" (never escapes a request)
+     └── BodyTooLarge           a request body over the limit; the pipeline turns it into the provider's 413
 
 Trust model: the emulator is a development and test double. It binds to loopback unless the caller
 opts in (`allow_remote=True`), it keeps tokens in memory only, and it never echoes a token: the control
@@ -393,7 +396,6 @@ class Call:
     token: str | None = None
     record: TokenRecord | None = None
     quota: WindowState | None = None
-    body: bytes | None = None
 
 
 # --- the emulator -------------------------------------------------------------------------------
@@ -424,7 +426,10 @@ class Emulator(abc.ABC):
         self.seed = seed
         self.clock = clock
         self.faults = FaultKnobs()
-        self.options = self.options_model.model_validate(options or {})
+        try:
+            self.options = self.options_model.model_validate(options or {})
+        except ValidationError as exc:
+            raise EmulatorInputError(describe(exc, f"{self.service} options")) from None
         self.tokens = TokenStore()
         self.counter = WindowCounter(clock)
         self.rate_limit: RateLimitSpec | None = None  # None: the provider's own limits
@@ -462,7 +467,11 @@ class Emulator(abc.ABC):
         self.tokens.revoke(token)
 
     def set_rate_limit(self, limit: int, window: float) -> None:
-        """Enforce exactly `limit` requests per `window` seconds per token, replacing the defaults."""
+        """Enforce exactly `limit` requests per `window` seconds per token, replacing the defaults.
+
+        Windows are fixed and aligned to multiples of `window` since the epoch; counting starts afresh.
+        Only requests that pass auth and the fault layer are counted (a 5xx, reset or burst answer is not).
+        """
         try:
             self.rate_limit = RateLimitSpec(limit=limit, window=window)
         except ValidationError as exc:
@@ -497,10 +506,11 @@ class Emulator(abc.ABC):
         check_host(host, allow_remote)
         sock = bind_socket(host, port)
         runner = web.AppRunner(self._build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
         try:
+            await runner.setup()
             await web.SockSite(runner, sock).start()
         except BaseException:
+            sock.close()
             await runner.cleanup()
             raise
         self._runner = runner
@@ -621,28 +631,40 @@ class Emulator(abc.ABC):
     async def _authorised(self, call: Call) -> web.StreamResponse:
         await self.prepare(call)
         if call.route.auth != "none":
-            call.token = await self.credentials(call)
-            status = self.tokens.status(call.token)
-            if status is not TokenStatus.VALID:
-                if call.route.auth == "required" or status is not TokenStatus.MISSING:
-                    call.token = None
-                    return self.auth_failure(call, status)
-                call.token = None
-            else:
-                call.record = self.tokens.get(call.token or "")
-        if call.route.auth != "none" and self.faults.rate_limit_burst > 0:
-            self.faults.rate_limit_burst -= 1
-            return self.burst_limited(call)
+            refusal = await self._authenticate(call)
+            if refusal is not None:
+                return refusal
+            if self.faults.rate_limit_burst > 0:
+                self.faults.rate_limit_burst -= 1
+                return self.burst_limited(call)
         if call.route.counted:
-            quotas = self.quotas(call)
-            for quota in quotas:  # check every window before charging any
-                state = self.counter.peek(quota)
-                if not state.allowed:
-                    call.quota = state
-                    return self.rate_limited(call, state)
-            states = [self.counter.hit(quota) for quota in quotas]
-            call.quota = states[0] if states else None
+            refusal = self._charge(call)
+            if refusal is not None:
+                return refusal
         return await call.route.handler(call)
+
+    async def _authenticate(self, call: Call) -> web.StreamResponse | None:
+        """Set `call.token`/`call.record` for a valid token; the provider's refusal otherwise."""
+        token = await self.credentials(call)
+        status = self.tokens.status(token)
+        if status is TokenStatus.VALID:
+            call.token, call.record = token, self.tokens.get(token or "")
+            return None
+        if call.route.auth == "optional" and status is TokenStatus.MISSING:
+            return None  # anonymous access
+        return self.auth_failure(call, status)
+
+    def _charge(self, call: Call) -> web.StreamResponse | None:
+        """Count the request in each of its windows, or refuse it if any window is full (then count none)."""
+        quotas = self.quotas(call)
+        for quota in quotas:
+            state = self.counter.peek(quota)
+            if not state.allowed:
+                call.quota = state
+                return self.rate_limited(call, state)
+        states = [self.counter.hit(quota) for quota in quotas]
+        call.quota = states[0] if states else None
+        return None
 
     def too_large(self, call: Call) -> web.StreamResponse:
         """The answer to a body over the size limit (providers override for their shape)."""

@@ -254,7 +254,7 @@ class SlackEmulator(Emulator):
         return json_response({"ok": True, "channels": [self._channel_json(c) for c in page],
                               "response_metadata": {"next_cursor": cursor}})
 
-    def _history_bounds(self, call: Call) -> tuple[int, int, bool]:
+    def _history_bounds(self, call: Call) -> tuple[int, float, bool]:
         params = call.params
         oldest = parse_ts(params.get("oldest") or "0")
         latest = parse_ts(params["latest"]) if params.get("latest") else math.inf
@@ -268,7 +268,7 @@ class SlackEmulator(Emulator):
         self._require_scope(call)
         channel = self._find_channel(call.params.get("channel"))
         oldest, latest, inclusive = self._history_bounds(call)
-        before = latest
+        before: float = latest
         if call.params.get("cursor"):
             cursor_ts = parse_ts(decode_cursor(str(call.params["cursor"]), "next_ts:") or "")
             if cursor_ts is None:

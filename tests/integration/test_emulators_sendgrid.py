@@ -47,7 +47,8 @@ async def request(http: aiohttp.ClientSession, verb: str, url: str, **kw: Any) -
         return resp.status, (await resp.json() if text else text), resp.headers
 
 
-async def test_scopes_with_good_missing_bad_and_revoked_keys(emu: SendGridEmulator, http: aiohttp.ClientSession) -> None:
+async def test_scopes_with_good_missing_bad_and_revoked_keys(
+        emu: SendGridEmulator, http: aiohttp.ClientSession) -> None:
     status, body, headers = await request(http, "GET", emu.base_url + "/scopes", headers=auth())
     assert status == 200 and "mail.send" in body["scopes"]
     assert headers["X-RateLimit-Limit"] == "600" and headers["X-RateLimit-Remaining"] == "599"
