@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -227,3 +228,16 @@ async def test_anonymous_quota_is_per_address(clock: ManualClock, http: aiohttp.
         await emulator.stop()
     assert statuses == [200, 200, 403]
     assert body["message"].startswith("API rate limit exceeded for 127.0.0.1.")
+
+
+async def test_concurrent_requests_never_exceed_the_limit(emu: GitHubEmulator, http: aiohttp.ClientSession) -> None:
+    emu.set_rate_limit(limit=20, window=3600.0)
+
+    async def one() -> tuple[int, str]:
+        async with http.get(emu.base_url + "/user", headers=auth()) as resp:
+            await resp.read()
+            return resp.status, resp.headers["x-ratelimit-used"]
+
+    answers = await asyncio.gather(*(one() for _ in range(30)))
+    assert sorted(status for status, _ in answers) == [200] * 20 + [403] * 10
+    assert sorted(int(used) for status, used in answers if status == 200) == list(range(1, 21))
