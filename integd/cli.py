@@ -1,0 +1,113 @@
+"""``integd``: run the daemon, the demo, or inspect the configuration.
+
+    integd [serve] [--config FILE] [--state-dir DIR] [--socket PATH]
+    integd demo [--state-dir DIR] [--headless]
+    integd config show [--config FILE]
+    integd config check FILE
+    integd --version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from integd import __version__
+from integd.config import ConfigError, check_config_file, load_config, redacted, resolve_paths
+from integd.logging import configure_logging
+from integd.rpc.server import SocketInUse
+from integd.store.db import StoreError
+from integd.vault import VaultError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="integd", description="The integd integration daemon.")
+    p.add_argument("--version", action="version", version=f"integd {__version__}")
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--state-dir", type=Path, help="where the database and generated key live")
+    p.add_argument("--socket", type=Path, help="the Unix socket to serve the JSON-RPC API on")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the daemon in the foreground (the default)")
+    demo = sub.add_parser("demo", help="run the daemon with in-process emulators and demo apps")
+    demo.add_argument("--state-dir", dest="demo_state_dir", type=Path, help="keep the demo's state here")
+    demo.add_argument("--headless", action="store_true", help="do not open the dashboard")
+    cfg = sub.add_parser("config", help="show or check the configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    cfg_sub.add_parser("show", help="print the effective configuration (secrets redacted)")
+    check = cfg_sub.add_parser("check", help="explain what is wrong with a configuration file")
+    check.add_argument("file", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            return _config(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _serve(args)
+    except ConfigError as e:
+        print(f"integd: configuration error: {e}", file=sys.stderr)
+        return 78   # EX_CONFIG: systemd will not restart-loop on it
+    except (VaultError, StoreError, SocketInUse) as e:
+        print(f"integd: cannot start: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(__import__("os").environ)
+    if args.state_dir:
+        env["INTEGD_STATE_DIR"] = str(args.state_dir.absolute())
+    if args.socket:
+        env["INTEGD_SOCKET"] = str(args.socket.absolute())
+    return env
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from integd.daemon import serve  # noqa: PLC0415
+
+    env = _overrides(args)
+    config = load_config(args.config, env=env)
+    configure_logging(config.daemon.log_level, config.daemon.log_format)
+    paths = resolve_paths(config, env=env)
+    return asyncio.run(serve(config, paths, config_path=args.config, env=env))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from integd.demo import run_demo, want_headless  # noqa: PLC0415
+
+    headless = want_headless(args.headless)
+    state_dir = args.demo_state_dir or args.state_dir
+    if headless:
+        configure_logging("info", "auto")
+    else:
+        log_dir = state_dir or Path.cwd()
+        configure_logging("info", "json", stream=open(Path(log_dir) / "integd-demo.log", "a"))  # noqa: SIM115
+    return asyncio.run(run_demo(state_dir.absolute() if state_dir else None, headless=headless))
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        problems = check_config_file(args.file)
+        for line in problems:
+            print(line)
+        if not problems:
+            print(f"{args.file}: ok")
+        return 1 if problems else 0
+    config = load_config(args.config, env=_overrides(args))
+    out = redacted(config)
+    paths = resolve_paths(config, env=_overrides(args))
+    out["resolved"] = {"state_dir": str(paths.state_dir), "socket": str(paths.socket),
+                       "config_file": str(paths.config_file) if paths.config_file else None}
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
