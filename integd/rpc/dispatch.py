@@ -31,6 +31,7 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticSerializationError
 
 from integd.rpc.errors import (
     PARSE_ERROR,
@@ -115,7 +116,7 @@ class Dispatcher:
         try:
             text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
             message = json.loads(text, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return _encode(_error_response(standard_error(PARSE_ERROR), None))
         if isinstance(message, list):
             if not message:
@@ -164,13 +165,23 @@ class Dispatcher:
         self.in_flight += 1
         try:
             value = await spec.handler(ctx, bound)
-            return spec.dump_result(value)
+            return self._dump(spec, value)
         except RpcError:
             raise
         except Exception as exc:
             raise self._map_exception(exc, spec, ctx.request_id) from None
         finally:
             self.in_flight -= 1
+
+    def _dump(self, spec: MethodSpec, value: Any) -> Any:
+        try:
+            return spec.dump_result(value)
+        except PydanticSerializationError:
+            # Not the declared result type (often a dict for a model): send it as it is, and say so
+            # without the value, so the method's author can fix the schema or the handler.
+            self._log.warning("rpc.result_not_of_declared_type", method=spec.name,
+                              declared=getattr(spec.result, "__name__", str(spec.result)))
+            return spec.dump_result(value, lenient=True)
 
     def _map_exception(self, exc: Exception, spec: MethodSpec, request_id: str) -> RpcError:
         if self._error_mapper is not None:
@@ -193,7 +204,7 @@ class Dispatcher:
                             req_id: Any) -> bytes:
         try:
             return _encode(response)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             error_id = uuid.uuid4().hex
             self._log.error("rpc.unencodable_response", method=method, error_id=error_id,
                             request_id=request_id, exc_info=exc)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from integd.identity import Principal
 from integd.rpc.errors import invalid_params, invalid_params_from
@@ -82,9 +83,16 @@ class MethodSpec:
         except ValidationError as exc:
             raise invalid_params_from(exc) from None
 
-    def dump_result(self, value: Any) -> Any:
-        """The handler's return value as JSON-able Python, through the adapter built at registration."""
-        return self.result_adapter.dump_python(value, mode="json")
+    def dump_result(self, value: Any, *, lenient: bool = False) -> Any:
+        """The handler's return value as JSON-able Python, through the adapter built at registration.
+
+        Strict by default: a value that is not of the declared type (a dict for a model, say) raises
+        ``PydanticSerializationError`` instead of pydantic's warning, which would print the value (maybe
+        a secret) to stderr. ``lenient=True`` passes such a value through as JSON, silently.
+        """
+        if lenient:
+            return self.result_adapter.dump_python(value, mode="json", warnings=False)
+        return self.result_adapter.dump_python(value, mode="json", warnings="error")
 
 
 class MethodRegistry:

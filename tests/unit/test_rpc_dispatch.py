@@ -134,6 +134,10 @@ def build() -> tuple[Dispatcher, RecordingLogger, dict[str, Any]]:
     async def configure(ctx: CallContext, p: ConfigureParams) -> None:
         return None
 
+    @reg.method("loose", NoParams, Nested, summary="returns a dict where a model is declared")
+    async def loose(ctx: CallContext, p: NoParams) -> Any:
+        return {"name": "n", "port": 1, "token": "sk_secret_value"}
+
     @reg.method("whoami", NoParams, dict[str, Any], summary="the caller")
     async def whoami(ctx: CallContext, p: NoParams) -> dict[str, Any]:
         return {"uid": ctx.principal.uid, "request_id": ctx.request_id}
@@ -277,7 +281,8 @@ async def test_malformed_requests_are_invalid(request_obj: dict[str, Any]) -> No
     assert answer["id"] == 1
 
 
-@pytest.mark.parametrize("payload", [b"\xff\xfe", b"", b"NaN", b'{"jsonrpc":"2.0","method":"x","id":Infinity}'])
+@pytest.mark.parametrize("payload", [b"\xff\xfe", b"", b"NaN", b'{"jsonrpc":"2.0","method":"x","id":Infinity}',
+                                     b"[" * 200_000 + b"]" * 200_000])
 async def test_not_json_is_a_parse_error(payload: bytes) -> None:
     dispatcher, _, _ = build()
     answer = await call(dispatcher, payload)
@@ -408,3 +413,13 @@ async def test_rpc_discover_is_built_in() -> None:
     doc = answer["result"]
     assert doc["openrpc"] == "1.3.2"
     assert "rpc.discover" in [m["name"] for m in doc["methods"]]
+
+
+async def test_a_result_not_of_the_declared_type_is_sent_and_logged_without_its_value(
+        recwarn: pytest.WarningsRecorder) -> None:
+    dispatcher, log, _ = build()
+    answer = await call(dispatcher, '{"jsonrpc":"2.0","method":"loose","id":1}')
+    assert answer["result"] == {"name": "n", "port": 1, "token": "sk_secret_value"}
+    (entry,) = [kw for level, event, kw in log.events if event == "rpc.result_not_of_declared_type"]
+    assert entry == {"method": "loose", "declared": "Nested"}
+    assert not [w for w in recwarn if "sk_secret_value" in str(w.message)]

@@ -75,3 +75,13 @@ def test_registration_mistakes_are_refused() -> None:
     assert reg.names() == ["alias", "m"]
     with pytest.raises(KeyError):
         reg.get("nope")
+
+
+def test_a_value_not_of_the_declared_type_is_refused_strictly_and_passed_leniently() -> None:
+    from pydantic_core import PydanticSerializationError
+
+    spec = make().get("m")
+    loose = {"when": "2024-01-02", "token": "sk_secret_value"}
+    with pytest.raises(PydanticSerializationError):
+        spec.dump_result(loose)
+    assert spec.dump_result(loose, lenient=True) == loose
