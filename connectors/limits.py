@@ -158,25 +158,35 @@ class QuotaWindow:
 
 
 class SmoothingBucket:
-    """Leaky bucket as GCRA: capacity B', one call per ``interval`` seconds once the burst is spent."""
+    """Leaky bucket as GCRA: capacity B', one call per ``interval`` seconds once the burst is spent.
+
+    Times are kept relative to the first call: epoch seconds are ~1.7e9, where a float's resolution is a
+    quarter of a microsecond and sums of intervals would drift by microseconds.
+    """
 
     def __init__(self, name: str, limit: int, period: float, burst: int) -> None:
         self.name, self.limit, self.period = name, limit, period
         self.capacity = 1 if limit == 1 else max(1, min(burst, limit // 2))
-        drain = (limit - self.capacity) / period if limit > 1 else 1.0 / period
-        self.interval = 1.0 / drain
-        self._tat = 0.0          # theoretical arrival time of the next conforming call
+        # one per period would allow two in a closed window [t, t + period]; a millisecond more does not
+        self.interval = period / (limit - self.capacity) if limit > 1 else period + 1e-3
+        self._origin: float | None = None
+        self._tat = 0.0          # theoretical arrival time of the next conforming call, relative to origin
+
+    def _rel(self, now: float) -> float:
+        if self._origin is None:
+            self._origin = now
+        return now - self._origin
 
     def wait(self, now: float) -> float:
-        return max(0.0, self._tat - (self.capacity - 1) * self.interval - now)
+        return max(0.0, self._tat - (self.capacity - 1) * self.interval - self._rel(now))
 
     def admit(self, now: float) -> None:
-        self._tat = max(self._tat, now) + self.interval
+        self._tat = max(self._tat, self._rel(now)) + self.interval
 
     def carry_over(self, old: SmoothingBucket, now: float) -> None:
         """Keep the fill level (in calls) of the bucket this one replaces."""
-        level = max(0.0, old._tat - now) / old.interval
-        self._tat = now + level * self.interval
+        level = max(0.0, old._tat - old._rel(now)) / old.interval
+        self._origin, self._tat = now, level * self.interval
 
 
 class PlanBudget:
