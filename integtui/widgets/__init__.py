@@ -1,0 +1,1 @@
+"""The dashboard's widgets: the apps table, the event log, the status line and the detail gauges."""

@@ -1,0 +1,159 @@
+"""A fake daemon session for the dashboard: the same call/notifications interface as IntegdSession.
+
+It answers from memory with fixed data (ids, times, versions), so that snapshots are stable and the benchmark
+measures the dashboard alone. Pilot tests use the real daemon instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+from integd.client import DaemonUnavailable, RpcCallError
+
+NOW = 1_700_000_000.0
+_END = object()
+
+
+def fixed_app(n: int, *, service: str = "github", status: str = "connected", name: str | None = None,
+              owner: str = "alice", used: int = 0) -> dict[str, Any]:
+    """An AppDetail-shaped dict with everything derived from ``n``."""
+    category = {"github": "dev_tools", "slack": "messaging", "sendgrid": "email"}[service]
+    limit = {"github": 5000, "slack": 50, "sendgrid": 600}[service]
+    return {
+        "id": f"int_{n:032x}", "name": name or f"{service}-{n}", "service": service, "category": category,
+        "owner": owner, "status": status, "status_reason": "" if status == "connected" else "HTTP 401 Bad credentials",
+        "shared_with": [], "created_at": NOW - 86400, "updated_at": NOW - 60, "connected_at": NOW - 86400,
+        "last_check_at": NOW - 12 - n % 50, "last_latency": 0.040 + (n % 7) / 100, "next_check_at": NOW + 48,
+        "consecutive_failures": 0 if status == "connected" else 2,
+        "rate_limit": {"per_minute": None, "per_hour": limit, "per_day": None, "burst": None},
+        "tightest_window": {"name": "hour", "limit": limit, "used": used, "remaining": limit - used,
+                            "resets_at": NOW + 1800},
+        "base_url": f"https://api.{service}.example", "timeout": 10.0, "check_interval": 60.0,
+        "credential": {"mode": "api_key", "hint": "…0001"}, "last_error": None,
+        "health": [{"checked_at": NOW - 60 * i, "ok": i != 3, "outcome": "ok" if i != 3 else "service_down",
+                    "latency": 0.03 + (i % 5) / 50, "message": "", "status": 200} for i in range(12, 0, -1)],
+    }
+
+
+SERVICES = [
+    {"name": "github", "display_name": "GitHub", "category": "dev_tools", "auth_modes": ["api_key", "oauth2"],
+     "implemented": True, "docs_url": "https://docs.github.com/rest"},
+    {"name": "slack", "display_name": "Slack", "category": "messaging", "auth_modes": ["api_key", "oauth2"],
+     "implemented": True, "docs_url": "https://api.slack.com"},
+    {"name": "gmail", "display_name": "Gmail", "category": "email", "auth_modes": ["oauth2"],
+     "implemented": False, "docs_url": "https://developers.google.com/gmail/api"},
+]
+
+
+class FakeDaemon:
+    """The daemon's state in memory; ``session_factory`` gives the dashboard sessions onto it.
+
+    Example::
+
+        fake = FakeDaemon([fixed_app(1)])
+        app = IntegApp(socket_path="/fake.sock", session_factory=fake.session_factory)
+        fake.emit("app.status_changed", app_id, {"new_status": "error"})
+    """
+
+    def __init__(self, apps: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> None:
+        self.apps = {a["id"]: a for a in apps}
+        self.events = list(events or [])
+        self.up = True
+        self.sessions: list[FakeSession] = []
+        self.calls: list[str] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1]["seq"] if self.events else 0
+
+    async def session_factory(self, socket_path: str) -> FakeSession:
+        if not self.up:
+            raise DaemonUnavailable(f"integd is not reachable at {socket_path}: [Errno 111] Connection refused")
+        session = FakeSession(self)
+        self.sessions.append(session)
+        return session
+
+    def emit(self, kind: str, app_id: str, payload: dict[str, Any], occurred_at: float = NOW) -> dict[str, Any]:
+        """Commit an event and send it to every live subscription."""
+        event = {"seq": self.last_seq + 1, "event_id": f"ev{self.last_seq + 1}", "type": kind, "app_id": app_id,
+                 "user": "alice", "occurred_at": occurred_at, "payload": payload}
+        self.events.append(event)
+        if kind == "app.status_changed" and app_id in self.apps:
+            self.apps[app_id]["status"] = payload["new_status"]
+        for session in self.sessions:
+            session.deliver(event)
+        return event
+
+    def stop(self) -> None:
+        self.up = False
+        for session in self.sessions:
+            session.end()
+        self.sessions.clear()
+
+    def answer(self, method: str, params: dict[str, Any]) -> Any:
+        self.calls.append(method)
+        if method == "daemon.status":
+            return {"version": "0.1.0", "uptime": 3725.0, "by_status": {}, "last_event_seq": self.last_seq}
+        if method == "apps.list":
+            return [copy.deepcopy(a) for a in self.apps.values()]
+        if method == "services.list":
+            return copy.deepcopy(SERVICES)
+        if method == "events.list":
+            after, limit = params.get("after", 0), params.get("limit", 100)
+            chosen = [e for e in self.events if e["seq"] > after and params.get("app_id") in (None, e["app_id"])]
+            return {"events": chosen[:limit], "last_seq": chosen[:limit][-1]["seq"] if chosen else after}
+        if method in ("apps.get", "apps.check", "apps.usage"):
+            app = self.apps.get(params.get("app_id", ""))
+            if app is None:
+                raise RpcCallError(-32001, "no such app")
+            if method == "apps.usage":
+                return {"app_id": app["id"], "windows": [app["tightest_window"]], "provider": {}, "plan": None}
+            if method == "apps.check":
+                return {"app": copy.deepcopy(app), "ok": True, "outcome": "ok", "latency": 0.04, "message": ""}
+            return copy.deepcopy(app)
+        raise RpcCallError(-32601, f"Method not found: {method}")
+
+
+class FakeSession:
+    def __init__(self, daemon: FakeDaemon) -> None:
+        self.daemon = daemon
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.subscribed_after: int | None = None
+        self.closed = False
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        if self.closed:
+            raise DaemonUnavailable("session with integd closed")
+        params = params or {}
+        if method == "events.subscribe":
+            after = params.get("after")
+            self.subscribed_after = self.daemon.last_seq if after is None else after
+            for event in self.daemon.events:
+                if event["seq"] > self.subscribed_after:
+                    self.queue.put_nowait(("event", {"subscription": "sub_1", "event": event}))
+            return {"subscription": "sub_1", "last_seq": self.daemon.last_seq}
+        return self.daemon.answer(method, params)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        if self.subscribed_after is not None and not self.closed:
+            self.queue.put_nowait(("event", {"subscription": "sub_1", "event": event}))
+
+    def end(self) -> None:
+        self.closed = True
+        self.queue.put_nowait(_END)
+
+    async def notifications(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                return
+            yield item
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.end()
+        if self in self.daemon.sessions:
+            self.daemon.sessions.remove(self)
