@@ -31,12 +31,12 @@ from domain.events import (AppConfiguredEvent, AppConnectedEvent, AppDisconnecte
 from domain.values import (ApiKey, AuthMode, CheckInterval, ConnectionStatus, ConnectionTimeout,
                            IntegrationId, RateLimit, redact_hint)
 
-_NAME_RE = re.compile(r"^[\w .@()+-]{1,80}$")
+_NAME_RE = re.compile(r"^(?=.*\S)[^\x00-\x1f\x7f]{1,80}$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 
 
 def validate_user(user: str, field_name: str = "user") -> str:
-    if not isinstance(user, str) or not _USER_RE.match(user):
+    if not isinstance(user, str) or not _USER_RE.fullmatch(user):
         raise InvalidConfiguration(f"{field_name} must be 1-64 characters of letters, digits and _.@:-",
                                    field=field_name)
     return user
@@ -154,8 +154,8 @@ class ConnectedApp:
                  integration: Integration | None = None) -> ConnectedApp:
         validate_user(owner, "owner")
         name = name if name is not None else service
-        if not _NAME_RE.match(name):
-            raise InvalidConfiguration("app name must be 1-80 letters, digits, spaces or . @ ( ) + - _",
+        if not _NAME_RE.fullmatch(name):
+            raise InvalidConfiguration("app name must be 1-80 printable characters, not only spaces",
                                        field="name")
         return cls(id=app_id, owner=owner, service=service, name=name,
                    integration=integration or Integration(), created_at=now, updated_at=now)
@@ -256,8 +256,8 @@ class ConnectedApp:
             self.integration.check_interval = check_interval
             changes["check_interval"] = check_interval.seconds
         if name is not None and name != self.name:
-            if not _NAME_RE.match(name):
-                raise InvalidConfiguration("app name must be 1-80 letters, digits, spaces or . @ ( ) + - _",
+            if not _NAME_RE.fullmatch(name):
+                raise InvalidConfiguration("app name must be 1-80 printable characters, not only spaces",
                                            field="name")
             self.name = name
             changes["name"] = name

@@ -27,7 +27,7 @@ class IntegrationId:
     value: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, str) or not _ID_RE.match(self.value):
+        if not isinstance(self.value, str) or not _ID_RE.fullmatch(self.value):
             raise InvalidConfiguration(
                 f"not an integration id: {str(self.value)[:40]!r} (expected int_ followed by 32 hex digits)",
                 field="id",

@@ -135,9 +135,11 @@ class EventModel(Result):
 
 class UsageResult(Result):
     app_id: str
+    rate_limit: RateLimitModel
     windows: list[WindowUsageModel]
-    provider: dict[str, Any]
-    plan: dict[str, Any] | None
+    provider: dict[str, Any] = Field(..., description="The provider's last rate-limit signal and blocked_until.")
+    plan: dict[str, Any] | None = Field(None, description="The user's daily fair-use budget.")
+    exhausted: list[dict[str, Any]] = Field([], description="Recent times a window ran dry.")
 
 
 class RequestResult(Result):

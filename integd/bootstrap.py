@@ -114,7 +114,7 @@ class Daemon:
         self.spawn(self.scheduler.run(self._stop_loops), name="health-scheduler")
         log.info("daemon.started", version=__version__, socket=str(self.paths.socket),
                  state_dir=str(self.paths.state_dir), apps_scheduled=scheduled,
-                 master_key=self.vault.master_fingerprint() if hasattr(self.vault, "master_fingerprint") else None)
+                 vault_fingerprint=self.vault.master_fingerprint())
 
     def _chgrp_socket(self) -> None:
         group = self.config.daemon.socket_group

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import shutil
 import sys
@@ -47,16 +48,30 @@ DEMO_APPS = (
 REVOKE_AFTER = 25.0
 
 
-async def start_emulators() -> dict[str, Any]:
+async def start_emulators(state_dir: Path) -> dict[str, Any]:
+    """The demo's emulators; their ports are kept in the state directory so a rerun finds its apps' URLs."""
+    ports_file = state_dir / "demo-ports.json"
+    ports: dict[str, int] = json.loads(ports_file.read_text()) if ports_file.exists() else {}
     emus: dict[str, Any] = {}
-    for key in ("github", "github-flaky", "slack", "sendgrid"):
-        service = key.split("-")[0]
-        tokens = [a.token for a in DEMO_APPS if a.emulator == key]
-        emu = EMULATORS[service](tokens=tokens, seed=7)
-        emu.faults.latency = 0.04
-        await emu.start(host="127.0.0.1", port=0)
-        emus[key] = emu
+    try:
+        for key in ("github", "github-flaky", "slack", "sendgrid"):
+            service = key.split("-")[0]
+            tokens = [a.token for a in DEMO_APPS if a.emulator == key]
+            emu = EMULATORS[service](tokens=tokens, seed=7)
+            emu.faults.latency = 0.04
+            try:
+                await emu.start(host="127.0.0.1", port=ports.get(key, 0))
+            except OSError as e:
+                raise SystemExit(f"integd demo: the {key} emulator cannot listen on port {ports.get(key)} again "
+                                 f"({e.strerror}); use a new --state-dir") from None
+            emus[key] = emu
+    except BaseException:
+        for emu in emus.values():
+            await emu.stop()
+        raise
     emus["github-flaky"].faults.error_rate = 0.35
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ports_file.write_text(json.dumps({k: int(e.origin.rsplit(":", 1)[1]) for k, e in emus.items()}))
     return emus
 
 
@@ -108,7 +123,7 @@ async def run_demo(state_dir: Path | None, *, headless: bool,
         state_dir = Path(tmp)
     config = Config(daemon=DaemonConfig(watchdog=False))
     paths = Paths(state_dir=state_dir, socket=state_dir / "integd.sock", config_file=None)
-    emus = await start_emulators()
+    emus = await start_emulators(state_dir)
     stop = stop or asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict
-from pydantic_core import PydanticSerializationError
 
 from integd.rpc.errors import (
     PARSE_ERROR,
@@ -174,14 +173,7 @@ class Dispatcher:
             self.in_flight -= 1
 
     def _dump(self, spec: MethodSpec, value: Any) -> Any:
-        try:
-            return spec.dump_result(value)
-        except PydanticSerializationError:
-            # Not the declared result type (often a dict for a model): send it as it is, and say so
-            # without the value, so the method's author can fix the schema or the handler.
-            self._log.warning("rpc.result_not_of_declared_type", method=spec.name,
-                              declared=getattr(spec.result, "__name__", str(spec.result)))
-            return spec.dump_result(value, lenient=True)
+        return spec.dump_result(value)
 
     def _map_exception(self, exc: Exception, spec: MethodSpec, request_id: str) -> RpcError:
         if self._error_mapper is not None:

@@ -82,16 +82,15 @@ class MethodSpec:
         except ValidationError as exc:
             raise invalid_params_from(exc) from None
 
-    def dump_result(self, value: Any, *, lenient: bool = False) -> Any:
-        """The handler's return value as JSON-able Python, through the adapter built at registration.
+    def dump_result(self, value: Any) -> Any:
+        """The handler's return value, validated against the declared result type, as JSON-able Python.
 
-        Strict by default: a value that is not of the declared type (a dict for a model, say) raises
-        ``PydanticSerializationError`` instead of pydantic's warning, which would print the value (maybe
-        a secret) to stderr. ``lenient=True`` passes such a value through as JSON, silently.
+        Handlers may return models or plain dicts and lists; either way the result is checked against the
+        contract published by ``rpc.discover`` (a mismatch is a bug: a ValidationError, reported to the caller
+        as an internal error without the value). The adapter is built once, at registration.
         """
-        if lenient:
-            return self.result_adapter.dump_python(value, mode="json", warnings=False)
-        return self.result_adapter.dump_python(value, mode="json", warnings="error")
+        adapter = self.result_adapter
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
 
 
 class MethodRegistry:

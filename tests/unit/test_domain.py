@@ -197,3 +197,15 @@ def test_sync_frequency():
         SyncFrequency.every_minutes(0)
     with pytest.raises(InvalidConfiguration):
         SyncFrequency.from_cron("* * *")
+
+
+def test_names_and_users_refuse_control_characters():
+    for bad in ("", "   ", "a\nb", "ok\n", "x" * 81):
+        with pytest.raises(InvalidConfiguration):
+            ConnectedApp.initiate(IntegrationId.generate(), "alice", "github", now=0.0, name=bad)
+    assert ConnectedApp.initiate(IntegrationId.generate(), "alice", "slack", now=0.0, name="Slack (#ops)").name
+    for bad in ("alice\n", "a b", "", "x" * 65):
+        with pytest.raises(InvalidConfiguration):
+            ConnectedApp.initiate(IntegrationId.generate(), bad, "github", now=0.0)
+    with pytest.raises(InvalidConfiguration):
+        IntegrationId(str(IntegrationId.generate()) + "\n")

@@ -415,11 +415,10 @@ async def test_rpc_discover_is_built_in() -> None:
     assert "rpc.discover" in [m["name"] for m in doc["methods"]]
 
 
-async def test_a_result_not_of_the_declared_type_is_sent_and_logged_without_its_value(
+async def test_a_result_breaking_its_declared_type_is_an_internal_error_without_its_value(
         recwarn: pytest.WarningsRecorder) -> None:
     dispatcher, log, _ = build()
     answer = await call(dispatcher, '{"jsonrpc":"2.0","method":"loose","id":1}')
-    assert answer["result"] == {"name": "n", "port": 1, "token": "sk_secret_value"}
-    (entry,) = [kw for level, event, kw in log.events if event == "rpc.result_not_of_declared_type"]
-    assert entry == {"method": "loose", "declared": "Nested"}
+    assert answer["error"]["code"] == -32603 and set(answer["error"]["data"]) == {"error_id"}
+    assert "sk_secret_value" not in json.dumps(answer)
     assert not [w for w in recwarn if "sk_secret_value" in str(w.message)]

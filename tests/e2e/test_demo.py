@@ -1,0 +1,45 @@
+"""`integd demo` (headless): emulators, a daemon and five demo apps whose statuses move."""
+
+from __future__ import annotations
+
+import asyncio
+
+from integd.client import IntegdClient
+from integd.demo import DEMO_APPS, run_demo
+
+
+async def test_demo_connects_its_apps_and_revocation_turns_one_unauthorized(short_dir, capsys):
+    stop = asyncio.Event()
+    seen: dict = {}
+
+    async def on_ready(daemon) -> None:
+        async with IntegdClient(str(daemon.paths.socket)) as c:
+            apps = await c.call("apps.list")
+            seen["names"] = sorted(a["name"] for a in apps)
+            seen["services"] = {a["service"] for a in apps}
+        stop.set()
+
+    code = await asyncio.wait_for(run_demo(short_dir / "demo", headless=True, on_ready=on_ready, stop=stop), 60)
+    assert code == 0
+    assert seen["names"] == sorted(a.name for a in DEMO_APPS)
+    assert seen["services"] == {"github", "slack", "sendgrid"}
+    out = capsys.readouterr().out
+    assert "integctl apps list" in out and str(short_dir / "demo" / "integd.sock") in out
+
+
+async def test_demo_keeps_state_between_runs(short_dir):
+    ids = []
+    for _ in range(2):
+        stop = asyncio.Event()
+
+        async def on_ready(daemon) -> None:
+            async with IntegdClient(str(daemon.paths.socket)) as c:
+                apps = await c.call("apps.list")
+                ids.append(sorted(a["id"] for a in apps))
+                healthy = next(a for a in apps if a["name"] == DEMO_APPS[0].name)
+                assert (await c.call("apps.check", {"app_id": healthy["id"]}))["ok"], "its emulator is back"
+            stop.set()
+
+        assert await asyncio.wait_for(run_demo(short_dir / "demo", headless=True, on_ready=on_ready,
+                                               stop=stop), 60) == 0
+    assert ids[0] == ids[1] and len(ids[0]) == len(DEMO_APPS)
