@@ -38,9 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from yarl import URL
-
-from connectors.http import HttpTransport, RawResponse, decode_body, normalize_base_url
+from connectors.http import HttpTransport, decode_body, normalize_base_url, origin, parse_url
 from connectors.limits import CallGate
 from connectors.retry import retrying
 from domain.clock import Clock, SystemClock
@@ -259,18 +257,16 @@ def request_from_url(url: str, base_url: str, *, method: str = "GET",
     >>> request_from_url("https://api.github.com/user/repos?page=2", "https://api.github.com").params
     {'page': '2'}
     """
-    base, target = URL(base_url), URL(url)
-    if not target.is_absolute():
-        target = base.join(target)
-    prefix = base.raw_path.rstrip("/")
-    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port) \
-            or not (target.raw_path == prefix or target.raw_path.startswith(prefix + "/")):
-        raise _bad(f"next-page link leads outside the base URL ({target.host}); not followed")
+    base = parse_url(base_url)
+    target = parse_url(urllib.parse.urljoin(base_url + "/", url))
+    prefix = base.path.rstrip("/")
+    if origin(target) != origin(base) or not (target.path == prefix or target.path.startswith(prefix + "/")):
+        raise _bad(f"next-page link leads outside the base URL ({target.hostname}); not followed")
     params: dict[str, Any] = {}
-    for name, value in target.query.items():
+    for name, value in urllib.parse.parse_qsl(target.query, keep_blank_values=True):
         prev = params.get(name)
         params[name] = value if prev is None else [*(prev if isinstance(prev, list) else [prev]), value]
-    return ApiRequest(method, target.raw_path[len(prefix):] or "/", params, headers=headers)
+    return ApiRequest(method, target.path[len(prefix):] or "/", params, headers=headers)
 
 
 
@@ -413,9 +409,10 @@ class Connector(ABC):
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def failure(self, category: IntegrationError, message: str, *, status: int | None,
-                code: str | None = None, retry_after: float | None = None) -> IntegrationFailure:
+                code: str | None = None, retry_after: float | None = None,
+                show_status: bool = True) -> IntegrationFailure:
         """``IntegrationFailure`` with the conventional message ``"<Provider>: <reason> (<status>)"``."""
-        suffix = f" ({status})" if status is not None else ""
+        suffix = f" ({status})" if status is not None and show_status else ""
         return IntegrationFailure(category, f"{self.name}: {self.safe(message)}{suffix}", status=status,
                                   provider_code=self.safe(code, 80) if code else None, retry_after=retry_after)
 

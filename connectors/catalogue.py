@@ -60,7 +60,8 @@ _ALL = (
              # no table is published; the documented per-user default is 600 requests per minute
              RateLimit(per_minute=600, burst=20),
              ("mail.send", "user.profile.read"),
-             "/scopes", "https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits"),
+             "/scopes",
+             "https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits"),
     # ---- chat -------------------------------------------------------------------------------------------
     _service("slack", "Slack", ServiceCategory.CHAT, (API_KEY, OAUTH2), "https://slack.com/api",
              # per method per workspace; Tier 3 ("50+ per minute") as the general default

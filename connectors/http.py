@@ -30,12 +30,12 @@ import ipaddress
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from yarl import URL
 
 from domain.errors import IntegrationError, IntegrationFailure
 
@@ -88,7 +88,7 @@ class HttpTransport:
         """Send one request (following same-origin redirects) and read the whole body."""
         if timeout <= 0:
             raise IntegrationFailure(IntegrationError.INVALID_CONFIGURATION, "timeout must be positive")
-        target = _parse_url(url)
+        target = parse_url(url)
         started = time.monotonic()
         client_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(10.0, timeout))
         try:
@@ -103,7 +103,7 @@ class HttpTransport:
         except aiohttp.ClientPayloadError as exc:
             raise IntegrationFailure(IntegrationError.SERVICE_UNAVAILABLE,
                                      f"{_where(method, target)}: response body truncated or malformed") from exc
-        except aiohttp.InvalidURL as exc:
+        except (aiohttp.InvalidURL, ValueError) as exc:     # yarl refuses what urlsplit let through
             raise IntegrationFailure(IntegrationError.INVALID_CONFIGURATION,
                                      f"invalid URL for {_where(method, target)}") from exc
         except aiohttp.ServerDisconnectedError as exc:
@@ -116,16 +116,16 @@ class HttpTransport:
             raise IntegrationFailure(IntegrationError.NETWORK_ERROR,
                                      f"{_where(method, target)}: {type(exc).__name__}") from exc
 
-    async def _follow(self, method: str, target: URL, params: Any, json: Any, headers: dict[str, str],
+    async def _follow(self, method: str, target: Target, params: Any, json: Any, headers: dict[str, str],
                       client_timeout: aiohttp.ClientTimeout, started: float) -> RawResponse:
         session = self._get_session()
         for _ in range(MAX_REDIRECTS + 1):
-            async with session.request(method, target, params=params, json=json, headers=headers,
+            async with session.request(method, target.geturl(), params=params, json=json, headers=headers,
                                        timeout=client_timeout, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in (301, 302, 303, 307, 308) and location:
-                    nxt = target.join(URL(location))
-                    if _origin(nxt) == _origin(target):
+                    nxt = parse_url(urllib.parse.urljoin(target.geturl(), location))
+                    if origin(nxt) == origin(target):
                         if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
                             method, json = "GET", None
                         target, params = nxt, None    # the Location carries its own query
@@ -135,7 +135,7 @@ class HttpTransport:
         raise IntegrationFailure(IntegrationError.SERVICE_UNAVAILABLE,
                                  f"{_where(method, target)}: more than {MAX_REDIRECTS} redirects")
 
-    async def _read(self, resp: aiohttp.ClientResponse, method: str, target: URL) -> bytes:
+    async def _read(self, resp: aiohttp.ClientResponse, method: str, target: Target) -> bytes:
         too_large = IntegrationFailure(IntegrationError.SERVICE_UNAVAILABLE,
                                        f"{_where(method, target)}: response too large "
                                        f"(over {self._max_body} bytes)", status=resp.status)
@@ -155,24 +155,31 @@ class HttpTransport:
         self._session = None
 
 
-def _parse_url(url: str | URL) -> URL:
+Target = urllib.parse.SplitResult
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_url(url: str) -> Target:
+    """A checked absolute http(s) URL (``port`` is read here, so a bad port fails here too)."""
     try:
-        target = url if isinstance(url, URL) else URL(url)
-    except (ValueError, TypeError) as exc:
-        raise IntegrationFailure(IntegrationError.INVALID_CONFIGURATION, "invalid request URL") from exc
-    if target.scheme not in ("http", "https") or not target.host:
-        raise IntegrationFailure(IntegrationError.INVALID_CONFIGURATION,
-                                 "request URL must be absolute http(s) with a host")
+        target = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        port = target.port if target is not None else None
+    except ValueError as exc:
+        raise _config("invalid URL (bad port or malformed host)") from exc
+    if target is None or target.scheme not in ("http", "https") or not target.hostname:
+        raise _config("URL must be absolute http(s) with a host")
+    if port is not None and not 0 < port < 65536:
+        raise _config("URL port must be between 1 and 65535")
     return target
 
 
-def _origin(u: URL) -> tuple[str, str | None, int | None]:
-    return (u.scheme, u.host, u.port)
+def origin(u: Target) -> tuple[str, str | None, int | None]:
+    return (u.scheme, u.hostname, u.port or _DEFAULT_PORTS.get(u.scheme))
 
 
-def _where(method: str, target: URL) -> str:
-    port = f":{target.port}" if target.port and not target.is_default_port() else ""
-    return f"{method} {target.host}{port}{target.path}"
+def _where(method: str, target: Target) -> str:
+    port = f":{target.port}" if target.port and target.port != _DEFAULT_PORTS.get(target.scheme) else ""
+    return f"{method} {target.hostname}{port}{target.path or '/'}"
 
 
 def _os_reason(exc: aiohttp.ClientConnectorError) -> str:
@@ -214,16 +221,14 @@ def decode_body(raw: RawResponse) -> Any:
 def normalize_base_url(url: Any) -> str:
     """An absolute http(s) base URL without query, fragment or credentials; http only for loopback."""
     try:
-        u = URL(url) if isinstance(url, str) else None
-    except ValueError:
-        u = None
-    if u is None or u.scheme not in ("http", "https") or not u.host:
-        raise _config("base URL must be an absolute http(s) URL")
-    if u.user or u.password or u.query_string or u.fragment:
-        raise _config(f"base URL for {u.host} must not carry credentials, a query or a fragment")
-    if u.scheme == "http" and not _is_loopback(u.host):
-        raise _config(f"base URL for {u.host} must use https (plain http is only allowed for loopback hosts)")
-    return str(u).rstrip("/")
+        u = parse_url(url)
+    except IntegrationFailure as exc:
+        raise _config("base URL must be an absolute http(s) URL") from exc
+    if u.username is not None or u.password is not None or u.query or u.fragment:
+        raise _config(f"base URL for {u.hostname} must not carry credentials, a query or a fragment")
+    if u.scheme == "http" and not _is_loopback(u.hostname or ""):
+        raise _config(f"base URL for {u.hostname} must use https (plain http is only allowed for loopback hosts)")
+    return urllib.parse.urlunsplit((u.scheme, u.netloc.lower(), u.path, "", "")).rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:

@@ -84,9 +84,8 @@ class SlackConnector(Connector):
         return None
 
     def _fail(self, category: IntegrationError, code: str, reason: str, status: int) -> IntegrationFailure:
-        failure = self.failure(category, f"{code} ({reason})", status=None, code=code)
-        failure.status = status
-        return failure
+        # HTTP 200 is the normal carrier of Slack's errors: the status adds nothing to the message
+        return self.failure(category, f"{code} ({reason})", status=status, code=code, show_status=status != 200)
 
     def identity_from(self, body: Any, headers: Mapping[str, str] | None = None) -> AccountIdentity:
         if not isinstance(body, dict) or body.get("ok") is not True or not body.get("team_id") \
