@@ -51,8 +51,8 @@ class IntegApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "integd"
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False),
     ]
 

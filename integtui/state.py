@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.text import Text
@@ -34,6 +34,7 @@ class Column:
     plain: Callable[[dict[str, Any], float], str]
     sort_key: Callable[[dict[str, Any], float], Any]
     styled: Callable[[dict[str, Any], float], str | Text] | None = None
+    wide_width: int | None = None  # a wider column when the terminal is wide
 
 
 def _num(value: Any, missing: float = float("inf")) -> float:
@@ -41,14 +42,13 @@ def _num(value: Any, missing: float = float("inf")) -> float:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("name", "Name", 15, False, lambda a, _n: fmt.clip(a.get("name", ""), 15),
-           lambda a, _n: a.get("name", "").lower()),
-    Column("service", "Service", 8, False, lambda a, _n: fmt.clip(a.get("service", ""), 8),
-           lambda a, _n: a.get("service", "")),
-    Column("category", "Category", 10, True, lambda a, _n: fmt.clip(a.get("category", ""), 10),
+    Column("name", "Name", 15, False, lambda a, _n: a.get("name", ""), lambda a, _n: a.get("name", "").lower(),
+           wide_width=28),
+    Column("service", "Service", 8, False, lambda a, _n: a.get("service", ""), lambda a, _n: a.get("service", ""),
+           wide_width=10),
+    Column("category", "Category", 10, True, lambda a, _n: a.get("category", ""),
            lambda a, _n: a.get("category", "")),
-    Column("owner", "Owner", 8, True, lambda a, _n: fmt.clip(a.get("owner", ""), 8),
-           lambda a, _n: a.get("owner", "")),
+    Column("owner", "Owner", 10, True, lambda a, _n: a.get("owner", ""), lambda a, _n: a.get("owner", "")),
     Column("status", "Status", 14, False, lambda a, _n: fmt.status_plain(a.get("status", "")),
            lambda a, _n: fmt.STATUS_ORDER.index(a["status"]) if a.get("status") in fmt.STATUS_ORDER else 99,
            lambda a, _n: fmt.status_text(a.get("status", ""))),
@@ -73,12 +73,18 @@ def columns_for(wide: bool) -> tuple[Column, ...]:
         >>> [c.key for c in columns_for(False)]
         ['name', 'service', 'status', 'checked', 'latency', 'limit', 'next']
     """
-    return tuple(c for c in COLUMNS if wide or not c.wide_only)
+    return tuple(replace(c, width=c.wide_width) if wide and c.wide_width else c
+                 for c in COLUMNS if wide or not c.wide_only)
 
 
 def cell(column: Column, app: dict[str, Any], now: float) -> str | Text:
-    """What the table shows in this column for this app."""
-    return column.styled(app, now) if column.styled else column.plain(app, now)
+    """What the table shows in this column for this app, cut to the column's width.
+
+    Example:
+        >>> cell(COLUMNS[0], {"name": "GitHub (octo-org)"}, 0.0)
+        'GitHub (octo-o…'
+    """
+    return column.styled(app, now) if column.styled else fmt.clip(column.plain(app, now), column.width)
 
 
 def row_cells(app: dict[str, Any], now: float, columns: Iterable[Column]) -> list[str | Text]:

@@ -80,19 +80,19 @@ class ConfigureModal(ModalScreen[dict[str, Any] | None]):
             yield Label(f"Limits of {self.detail.get('name')} ({self.detail.get('service')})", classes="title")
             with Grid(id="configure-grid"):
                 yield Label("name")
-                yield Input(value=self.detail.get("name", ""), id="name")
+                yield Input(value=self.detail.get("name", ""), id="name", compact=True)
                 for field in LIMIT_FIELDS:
                     yield Label(field.replace("_", " "))
-                    yield Input(value=_shown(limits.get(field)), placeholder="provider default", id=field)
+                    yield Input(value=_shown(limits.get(field)), placeholder="provider default", id=field, compact=True)
                 yield Label("timeout (s)")
-                yield Input(value=_shown(self.detail.get("timeout")), id="timeout")
+                yield Input(value=_shown(self.detail.get("timeout")), id="timeout", compact=True)
                 yield Label("check every (s)")
-                yield Input(value=_shown(self.detail.get("check_interval")), id="check_interval")
+                yield Input(value=_shown(self.detail.get("check_interval")), id="check_interval", compact=True)
             yield Label("Limits may be lowered, not raised past the provider's.", classes="hint")
             yield Label("", id="configure-error", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", variant="primary", id="save")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", variant="primary", id="save", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def form(self) -> dict[str, str]:
         return {i.id: i.value for i in self.query(Input) if i.id}

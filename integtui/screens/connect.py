@@ -72,8 +72,8 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
             yield Input(placeholder="base URL (optional: GitHub Enterprise, a self-hosted site)", id="base-url")
             yield Label("", id="connect-error", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Connect (ctrl+s)", variant="primary", id="connect")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Connect (ctrl+s)", variant="primary", id="connect", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.load_services()

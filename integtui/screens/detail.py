@@ -98,7 +98,7 @@ class DetailScreen(Screen[None]):
         Binding("r", "check", "Check"),
         Binding("d", "disconnect", "Disconnect"),
         Binding("s", "share", "Share"),
-        Binding("u", "unshare", "Unshare"),
+        Binding("u", "unshare", "Unshare", show=False),
         Binding("e", "configure", "Limits"),
     ]
 
@@ -164,7 +164,7 @@ class DetailScreen(Screen[None]):
 
     def show(self) -> None:
         app, now, utc = self.detail, self.integ.clock(), self.integ.utc
-        if app is None:
+        if app is None or not self.is_attached or not self.children:
             return
         title = Text(f"{app.get('name')} ", style="bold")
         title.append(fmt.status_text(app.get("status", "")))

@@ -35,7 +35,7 @@ class MainScreen(Screen[None]):
         Binding("enter", "detail", "Detail", show=False),
         Binding("r", "check", "Check"),
         Binding("d", "disconnect", "Disconnect"),
-        Binding("s", "share", "Share"),
+        Binding("s", "share", "Share", show=False),
         Binding("u", "unshare", "Unshare", show=False),
         Binding("e", "configure", "Limits"),
         Binding("slash", "filter", "Find", key_display="/"),
@@ -52,26 +52,38 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         state = self.integ.state
-        yield StatusLine(id="status-line")
-        yield Static("", id="banner")
-        yield Input(placeholder="find: any visible text (enter to keep, escape to clear)", id="filter")
-        yield AppsTable(state, self.integ.clock, id="apps")
-        yield EventLog(state, utc=self.integ.utc, id="event-log")
+        self._table = AppsTable(state, self.integ.clock, id="apps")
+        self._log = EventLog(state, utc=self.integ.utc, id="event-log")
+        self._status = StatusLine(id="status-line")
+        self._banner = Static("", id="banner")
+        self._filter = Input(placeholder="find: any visible text (enter to keep, escape to clear)", id="filter")
+        yield self._status
+        yield self._banner
+        yield self._filter
+        yield self._table
+        yield self._log
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one("#banner", Static).display = False
+        self._filter.display = False
+        self._banner.display = False
         self.table.set_width_mode(self.size.width >= WIDE_AT)
         self.table.focus()
         self.flush()
 
     def on_resize(self, event: Resize) -> None:
-        self.table.set_width_mode(event.size.width >= WIDE_AT)
+        if self.live:
+            self.table.set_width_mode(event.size.width >= WIDE_AT)
 
     @property
     def table(self) -> AppsTable:
-        return self.query_one(AppsTable)
+        return self._table
+
+    @property
+    def live(self) -> bool:
+        """Whether the widgets are there to update (not before compose, not while the app shuts down)."""
+        table = getattr(self, "_table", None)
+        return table is not None and table.is_attached
 
     @property
     def current_app_id(self) -> str | None:
@@ -79,16 +91,20 @@ class MainScreen(Screen[None]):
 
     # ---- called by the app ----------------------------------------------------------------------------------
     def flush(self) -> None:
+        if not self.live:
+            return
         app = self.integ
         self.table.flush()
-        self.query_one(EventLog).flush()
-        banner = self.query_one("#banner", Static)
+        self._log.flush()
+        banner = self._banner
         banner.display = app.banner is not None
         if app.banner is not None:
             banner.update(app.banner)
         self._show_status()
 
     def tick(self) -> None:
+        if not self.live:
+            return
         self.table.tick_clock()
         self._show_status()
 
@@ -97,14 +113,14 @@ class MainScreen(Screen[None]):
         state = app.state
         column = next(c for c in COLUMNS if c.key == state.sort_column)
         sort = f"{column.label.lower()} {'↓' if state.sort_reverse else '↑'}"
-        self.query_one(StatusLine).show(status_line(
+        self._status.show(status_line(
             app.daemon_status, app.status_fetched_at, app.clock(), state.counts(),
             connected=app.banner is None and app.daemon_status is not None, filter_text=state.filter_text,
-            sort=sort))
+            sort=sort, width=self.size.width - 2))
 
     # ---- find and sort --------------------------------------------------------------------------------------
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._filter
         box.display = True
         box.value = self.integ.state.filter_text
         box.focus()
@@ -119,7 +135,7 @@ class MainScreen(Screen[None]):
             self.table.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._filter
         box.value = ""
         box.display = False
         self.integ.state.set_filter("")
@@ -146,10 +162,10 @@ class MainScreen(Screen[None]):
 
     # ---- the log ----------------------------------------------------------------------------------------------
     def action_log_types(self) -> None:
-        self.query_one(EventLog).cycle_types()
+        self._log.cycle_types()
 
     def action_log_app(self) -> None:
-        log = self.query_one(EventLog)
+        log = self._log
         log.set_app(None if log.app_id else self.current_app_id)
 
     # ---- actions ------------------------------------------------------------------------------------------------

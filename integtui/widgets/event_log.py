@@ -33,13 +33,13 @@ def event_line(event: dict[str, Any], app_name: str, *, utc: bool = False) -> Te
     Example:
         >>> event_line({"occurred_at": 0, "type": "app.connected", "payload": {"service": "github"}},
         ...            "gh", utc=True).plain
-        '00:00:00 gh             connected        github via api_key'
+        '00:00:00 gh             connected           github via api_key'
     """
     kind = str(event.get("type", ""))
     short = kind.split(".", 1)[-1] if kind.startswith("app.") else kind
     line = Text(f"{fmt.clock_time(event.get('occurred_at'), utc=utc)} ", style="dim")
     line.append(f"{fmt.clip(app_name, 14):<14} ")
-    line.append(f"{fmt.clip(short, 16):<16} ", style=fmt.EVENT_STYLE.get(kind, ""))
+    line.append(f"{fmt.clip(short, 19):<19} ", style=fmt.EVENT_STYLE.get(kind, ""))
     line.append(fmt.event_summary(event))
     return line
 

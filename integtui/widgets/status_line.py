@@ -11,14 +11,24 @@ from integtui import format as fmt
 
 
 def status_line(status: dict[str, Any] | None, fetched_at: float, now: float, counts: dict[str, int],
-                *, connected: bool, filter_text: str = "", sort: str = "") -> Text:
-    """The header's text.
+                *, connected: bool, filter_text: str = "", sort: str = "", width: int = 200) -> Text:
+    """The header's text; the status words go when it would not fit in ``width``.
 
     Example:
         >>> status_line({"version": "0.1.0", "uptime": 60}, 100.0, 130.0, {"connected": 2, "error": 1},
         ...             connected=True).plain
         'integd 0.1.0 · up 1m30s · 3 apps  ● 2 connected  ✖ 1 error'
+        >>> status_line(None, 0, 0, {"connected": 2, "error": 1}, connected=False, width=30).plain
+        'integd · offline · 3 apps  ● 2  ✖ 1'
     """
+    line = _line(status, fetched_at, now, counts, connected, filter_text, sort, words=True)
+    if line.cell_len > width:
+        line = _line(status, fetched_at, now, counts, connected, filter_text, sort, words=False)
+    return line
+
+
+def _line(status: dict[str, Any] | None, fetched_at: float, now: float, counts: dict[str, int], connected: bool,
+          filter_text: str, sort: str, *, words: bool) -> Text:
     line = Text()
     if status:
         line.append(f"integd {status.get('version', '?')}", style="bold")
@@ -33,7 +43,7 @@ def status_line(status: dict[str, Any] | None, fetched_at: float, now: float, co
     for name, n in counts.items():
         symbol, style = fmt.STATUS_LOOK.get(name, ("?", ""))
         line.append("  ")
-        line.append(f"{symbol} {n} {name}", style=style)
+        line.append(f"{symbol} {n} {name}" if words else f"{symbol} {n}", style=style)
     if filter_text:
         line.append(f" · /{filter_text}", style="bold")
     if sort:
