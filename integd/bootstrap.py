@@ -170,9 +170,7 @@ class Daemon:
 
     # ---- queries used by methods ---------------------------------------------------------------------------
     async def status_counts(self) -> dict[str, int]:
-        assert self.db is not None
-        rows = await self.db.fetchall("SELECT status, COUNT(*) AS n FROM apps GROUP BY status")
-        return {r["status"]: r["n"] for r in rows}
+        return await self.store.status_counts()
 
     async def rotate_keys(self) -> dict[str, Any]:
         assert self.db is not None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.catalogue import SERVICES
 from domain import ConnectedApp
 from integd import __version__, api
-from integd.rpc.registry import CallContext, MethodRegistry
+from integd.rpc.registry import CallContext, MethodRegistry, Prevalidated
 from integd.usecases import Actor
 
 if TYPE_CHECKING:
@@ -21,6 +21,15 @@ _APP_ERRORS = ((api.NOT_FOUND, "not_found"), (api.ACCESS_DENIED, "access_denied"
                (api.INVALID_STATE, "invalid_state"), (api.INVALID_CONFIG, "invalid_config"))
 _CALL_ERRORS = _APP_ERRORS + ((api.RATE_LIMITED, "rate_limited"), (api.USAGE_LIMIT, "usage_limit"),
                               (api.INTEGRATION_FAILED, "integration_failed"), (api.AUTH_FAILED, "auth_failed"))
+
+
+def summary_row(d: Daemon, row: dict[str, Any]) -> dict[str, Any]:
+    """An AppSummary from a read-model row (see AppStore.summaries)."""
+    desc = SERVICES.get(row["service"])
+    app_id = row["id"]
+    return {**row, "category": desc.category.value if desc else "",
+            "next_check_at": d.scheduler.next_check_at(app_id),
+            "tightest_window": d.runtimes.tightest_window(app_id)}
 
 
 def app_summary(d: Daemon, app: ConnectedApp) -> dict[str, Any]:
@@ -81,7 +90,8 @@ def register(reg: MethodRegistry, d: Daemon) -> None:  # noqa: C901 - one flat l
     @reg.method("apps.list", api.AppsListParams, list[api.AppSummary], summary="The apps the caller may see.",
                 tags=("apps",))
     async def apps_list(ctx: CallContext, p: api.AppsListParams) -> list[dict[str, Any]]:
-        return [app_summary(d, a) for a in await uc.list_apps(actor(ctx, p), p)]
+        # Rows come from the typed read model (AppStore.summaries, built from aggregates): no re-validation.
+        return Prevalidated([summary_row(d, r) for r in await uc.list_apps(actor(ctx, p), p)])
 
     @reg.method("apps.get", api.AppRef, api.AppDetail, summary="One app with its settings and health history.",
                 errors=_APP_ERRORS, tags=("apps",))

@@ -135,17 +135,18 @@ class UseCases:
         return app
 
     # ---- queries ---------------------------------------------------------------------------------------------
-    async def list_apps(self, actor: Actor, p: api.AppsListParams) -> list[ConnectedApp]:
+    async def list_apps(self, actor: Actor, p: api.AppsListParams) -> list[dict[str, Any]]:
+        """Rows of the apps the actor may see (the read model: no aggregates are built to list)."""
         if p.all_users and not actor.admin:
             raise PermissionError("only an admin may list every user's apps")
-        apps = await (self.store.find_all() if p.all_users else self.store.find_by_user(actor.user))
+        rows = await self.store.summaries(user=None if p.all_users else actor.user)
         if p.service:
-            apps = [a for a in apps if a.service == p.service]
+            rows = [r for r in rows if r["service"] == p.service]
         if p.status:
-            apps = [a for a in apps if a.status.value == p.status]
+            rows = [r for r in rows if r["status"] == p.status]
         elif not p.include_disconnected:
-            apps = [a for a in apps if a.status is not ConnectionStatus.DISCONNECTED]
-        return apps
+            rows = [r for r in rows if r["status"] != ConnectionStatus.DISCONNECTED.value]
+        return rows
 
     async def get_app(self, actor: Actor, app_id: str) -> tuple[ConnectedApp, list[dict[str, Any]]]:
         app = await self._visible(actor, app_id)

@@ -30,6 +30,7 @@ from importlib import metadata
 from typing import Any
 
 import structlog
+from pydantic_core import to_json
 from pydantic import BaseModel, ConfigDict
 
 from integd.rpc.errors import (
@@ -231,7 +232,11 @@ def _error_response(err: RpcError, req_id: Any) -> dict[str, Any]:
 
 
 def _encode(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """Compact UTF-8 JSON, by pydantic-core's encoder (several times faster than json.dumps on big results).
+
+    NaN and infinities cannot be sent as JSON numbers: they become null rather than invalid JSON.
+    """
+    return to_json(obj)
 
 
 def _encode_batch(parts: list[bytes]) -> bytes:

@@ -12,6 +12,7 @@ with the app's id as associated data (purpose ``credential``); only non-secret a
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ _APP_COLUMNS = (
     "id, owner, service, name, status, status_reason, base_url, rate_limit, timeout, check_interval, scopes, "
     "created_at, updated_at, connected_at, last_check_at, last_latency, last_error, consecutive_failures, "
     "version, credential_mode, credential_attrs"
+)
+
+
+_SUMMARY_COLUMNS = (
+    "id, name, service, owner, status, status_reason, created_at, updated_at, connected_at, last_check_at, "
+    "last_latency, consecutive_failures, rate_limit"
 )
 
 
@@ -74,6 +81,18 @@ def _event_row(row: aiosqlite.Row) -> StoredEvent:
                        json.loads(row["payload"]))
 
 
+def summary_of(app: ConnectedApp) -> dict[str, Any]:
+    """The read-model row of an app (the columns of _SUMMARY_COLUMNS, plus shared_with)."""
+    integ = app.integration
+    return {
+        "id": str(app.id), "name": app.name, "service": app.service, "owner": app.owner,
+        "status": app.status.value, "status_reason": app.status_reason, "created_at": app.created_at,
+        "updated_at": app.updated_at, "connected_at": app.connected_at, "last_check_at": integ.last_check_at,
+        "last_latency": integ.last_latency, "consecutive_failures": integ.consecutive_failures,
+        "rate_limit": integ.rate_limit.as_dict(), "shared_with": sorted(app.shared_with),
+    }
+
+
 class _Reads:
     """Queries shared by the read side and the transaction (which reads on the writer's connection)."""
 
@@ -108,10 +127,12 @@ class _Reads:
 class Transaction(_Reads):
     """One write transaction. ``save`` writes an app and moves its recorded events into the outbox."""
 
-    def __init__(self, conn: aiosqlite.Connection, vault: Vault) -> None:
+    def __init__(self, conn: aiosqlite.Connection, vault: Vault,
+                 on_saved: Callable[[ConnectedApp], None] | None = None) -> None:
         self.conn = conn
         self.vault = vault
         self.committed_events: list[StoredEvent] = []
+        self._on_saved = on_saved
 
     async def get(self, app_id: str, *, with_credentials: bool = False) -> ConnectedApp:
         found = await self._fetch_apps(self.conn, "WHERE id = ?", (app_id,), with_credentials=with_credentials)
@@ -149,6 +170,8 @@ class Transaction(_Reads):
             await self.conn.executemany("INSERT INTO app_shares (app_id, user) VALUES (?, ?)",
                                         [(str(app.id), u) for u in sorted(app.shared_with)])
         await self.add_events(app.pull_events())
+        if self._on_saved is not None:
+            self._on_saved(app)
 
     async def add_events(self, events: Sequence[DomainEvent]) -> None:
         for e in events:
@@ -185,12 +208,14 @@ class AppStore(_Reads):
         self.db = db
         self.vault = vault
         self.publishers: list[Publisher] = []
+        self._summaries: dict[str, dict[str, Any]] | None = None
+        self._counts: Counter[str] = Counter()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction; its events are handed to the publishers only after COMMIT succeeded."""
         async with self.db.write() as conn:
-            tx = Transaction(conn, self.vault)
+            tx = Transaction(conn, self.vault, self._stage_summary)
             yield tx
         if tx.committed_events:
             for publish in self.publishers:
@@ -222,6 +247,59 @@ class AppStore(_Reads):
         where = "WHERE status NOT IN ('disconnected', 'pending')" if active_only else ""
         async with self.db.read() as conn:
             return await self._fetch_apps(conn, where + " ORDER BY created_at, id", ())
+
+    async def summaries(self, *, user: str | None = None) -> list[dict[str, Any]]:
+        """The read model behind apps.list: one row per app, oldest first; ``user`` None means every app.
+
+        Listing is the hottest query (the dashboard, scripts polling) and needs no aggregate and no secret, so
+        the rows live in memory: loaded once from SQLite, then replaced row by row as each transaction that
+        saved an app commits (``_stage_summary``). Callers get the cached dicts: they must not mutate them.
+        """
+        if self._summaries is None:
+            await self._load_summaries()
+        assert self._summaries is not None
+        rows = self._summaries.values()
+        if user is None:
+            return list(rows)
+        return [r for r in rows if r["owner"] == user or user in r["shared_with"]]
+
+    async def _load_summaries(self) -> None:
+        async with self.db.read() as conn:
+            async with conn.execute(f"SELECT {_SUMMARY_COLUMNS} FROM apps ORDER BY created_at, id") as cur:
+                rows = await cur.fetchall()
+            async with conn.execute("SELECT app_id, user FROM app_shares ORDER BY user") as cur:
+                share_rows = await cur.fetchall()
+        shares: dict[str, list[str]] = {}
+        for app_id, shared_user in share_rows:
+            shares.setdefault(app_id, []).append(shared_user)
+        loaded: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            d = dict(r)
+            d["rate_limit"] = json.loads(d["rate_limit"])
+            d["shared_with"] = shares.get(d["id"], [])
+            loaded[d["id"]] = d
+        if self._summaries is None:
+            self._summaries = loaded
+            self._counts = Counter(r["status"] for r in loaded.values())
+
+    def _stage_summary(self, app: ConnectedApp) -> None:
+        """Called by Transaction.save: the app's new row replaces the cached one once the transaction commits."""
+        row = summary_of(app)
+        self.db.on_commit(lambda: self._put_summary(row))
+
+    def _put_summary(self, row: dict[str, Any]) -> None:
+        if self._summaries is not None:
+            old = self._summaries.get(row["id"])
+            if old is not None:
+                self._counts[old["status"]] -= 1
+            self._counts[row["status"]] += 1
+            self._summaries[row["id"]] = row
+
+    async def status_counts(self) -> dict[str, int]:
+        """Apps by status, from the read model (no query once it is loaded)."""
+        if self._summaries is None:
+            await self._load_summaries()
+        return {k: v for k, v in self._counts.items() if v}
 
     async def health_history(self, app_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
