@@ -12,6 +12,7 @@ the store.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 from collections.abc import Coroutine
@@ -44,6 +45,13 @@ from integd.vault import Vault, load_master_key
 log = structlog.get_logger("integd.daemon")
 
 DB_NAME = "integd.db"
+
+# Feature modules beyond the foundation. Each module defines:
+#   register(registry: MethodRegistry, daemon: Daemon) -> None   its RPC methods (built after the core's)
+#   async start(daemon: Daemon) -> None                           its background work, once the socket serves
+#   async stop(daemon: Daemon) -> None                            the reverse, after the RPC server drained
+# Their tables go into integd/store/schema.py's MIGRATIONS under the numbers reserved there.
+FEATURES: tuple[str, ...] = ()
 
 
 class Daemon:
@@ -96,6 +104,9 @@ class Daemon:
         self.bus.subscribe("subscriptions", self.subscriptions.publish)
         self.registry = MethodRegistry()
         register(self.registry, self)
+        self.features = [importlib.import_module(name) for name in FEATURES]
+        for feature in self.features:
+            feature.register(self.registry, self)
         self.dispatcher = Dispatcher(self.registry, map_error, title="integd", version=__version__)
         resolver = PrincipalResolver(admin_group=cfg.identity.admin_group,
                                      service_users=cfg.identity.service_users, daemon_uid=os.getuid())
@@ -112,6 +123,8 @@ class Daemon:
         self.started_at = self.clock.time()
         self.started_mono = self.clock.monotonic()
         self.spawn(self.scheduler.run(self._stop_loops), name="health-scheduler")
+        for feature in self.features:
+            await feature.start(self)
         log.info("daemon.started", version=__version__, socket=str(self.paths.socket),
                  state_dir=str(self.paths.state_dir), apps_scheduled=scheduled,
                  vault_fingerprint=self.vault.master_fingerprint())
@@ -133,6 +146,8 @@ class Daemon:
         server = getattr(self, "server", None)
         if server is not None:
             await server.stop()
+        for feature in reversed(getattr(self, "features", [])):
+            await feature.stop(self)
         self._stop_loops.set()
         for task in list(self._tasks):
             task.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import sys
 import time
@@ -131,7 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("rotate", help="re-encrypt every credential under a new data key")
     call = sub.add_parser("call", help="call any method: integctl call METHOD [PARAMS_JSON]")
     call.add_argument("method"); call.add_argument("params", nargs="?")
+    for feature in _features():
+        feature.add_parsers(sub)
     return p
+
+
+# Feature modules' subcommands. Each module defines add_parsers(subparsers) and
+# plan(args) -> (method, params, render) | None (None: not one of its commands); see integd/ctl_*.py.
+FEATURES: tuple[str, ...] = ()
+
+
+def _features() -> list[Any]:
+    return [importlib.import_module(name) for name in FEATURES]
 
 
 def _limit_args(p: argparse.ArgumentParser) -> None:
@@ -155,6 +167,10 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
 
 def plan(a: argparse.Namespace) -> tuple[str, dict[str, Any] | list[Any] | None, Render]:
     """(method, params, human renderer) for parsed arguments."""
+    for feature in _features():
+        planned = feature.plan(a)
+        if planned is not None:
+            return planned
     who = _compact({"as_user": a.as_user})
     if a.cmd == "status":
         return "daemon.status", {}, lambda r: "\n".join(f"{k}: {v}" for k, v in r.items())

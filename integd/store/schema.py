@@ -77,9 +77,14 @@ CREATE TABLE quota_windows (
 );
 """
 
+# Numbers 3-5 were reserved for features built in parallel, so they never collide. A reserved number that is
+# released empty stays empty forever (a store may already be past it): its feature then takes the next number.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, VAULT_MIGRATION_SQL),
     (2, _APPS),
+    (3, ""),    # reserved: event sinks (integd/sinks.py)
+    (4, ""),    # reserved: OAuth flows, client registrations and token lifecycle (integd/oauth*.py)
+    (5, ""),    # reserved: data synchronisation (integd/sync*.py)
 ]
 
 HEALTH_HISTORY = 50
