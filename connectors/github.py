@@ -23,7 +23,27 @@ from connectors.base import (AccountIdentity, ApiResponse, ApiRequest, Connector
                              request_from_url)
 from connectors.catalogue import SERVICES
 from connectors.http import parse_float, parse_int, parse_link_header, parse_retry_after
+from connectors.oauth.provider import OAuthProvider
 from domain.errors import IntegrationError, IntegrationFailure
+
+# OAuth (reference §4 Auth): GitHub App user tokens expire (8 h) and rotate their refresh token, the old one
+# dying at once; the token endpoint answers form-encoded unless asked for JSON; device flow on /login/device/code.
+# Revocation is DELETE {api}/applications/{client_id}/token with Basic client auth. Re-rooted at a GitHub
+# Enterprise host the API lives under /api/v3, so set the revocation URL's base accordingly (see OAuthProvider).
+OAUTH = OAuthProvider(
+    name="github",
+    authorize_url="https://github.com/login/oauth/authorize",
+    token_url="https://github.com/login/oauth/access_token",
+    device_authorization_url="https://github.com/login/device/code",
+    revocation_url="https://api.github.com/applications/{client_id}/token",
+    revocation_style="github",
+    default_scopes=("repo", "read:user"),
+    client_auth="client_secret_post",
+    pkce=True,
+    rotates_refresh_tokens=True,
+    old_refresh_token_survives_rotation=False,
+    token_response="form",
+)
 
 SECONDARY_WAIT = 60.0        # the docs: without Retry-After or reset, wait at least a minute
 API_VERSION = "2022-11-28"

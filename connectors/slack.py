@@ -24,7 +24,26 @@ from typing import Any
 from connectors.base import AccountIdentity, ApiRequest, ApiResponse, Connector, RateSignal
 from connectors.catalogue import SERVICES
 from connectors.http import parse_retry_after
+from connectors.oauth.provider import OAuthProvider
 from domain.errors import IntegrationError, IntegrationFailure
+
+# OAuth v2 (reference §4 Auth): comma-separated scopes, oauth.v2.access for code and refresh, answers in the
+# {"ok": ...} envelope; token rotation is opt-in per Slack app and, when on, the old refresh token is revoked as
+# the new one is issued. Revocation is auth.revoke with the token itself. No device grant.
+OAUTH = OAuthProvider(
+    name="slack",
+    authorize_url="https://slack.com/oauth/v2/authorize",
+    token_url="https://slack.com/api/oauth.v2.access",
+    revocation_url="https://slack.com/api/auth.revoke",
+    revocation_style="slack",
+    default_scopes=("channels:read", "channels:history", "users:read", "chat:write"),
+    scope_separator=",",
+    client_auth="client_secret_basic",
+    pkce=True,
+    rotates_refresh_tokens=True,
+    old_refresh_token_survives_rotation=False,
+    token_response="slack",
+)
 
 AUTH_ERRORS = {
     "not_authed": "no token was sent",
