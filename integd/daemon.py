@@ -95,6 +95,7 @@ def reload(daemon: Daemon, config_path: Path | None, env: Mapping[str, str] | No
         return []
     daemon.config = new
     daemon.runtimes.config = new
+    daemon.runtimes.apply_plans()
     daemon.scheduler.jitter = new.health.jitter
     daemon.usecases.health_timeout = new.health.timeout
     daemon.usecases.default_interval = new.health.interval

@@ -52,6 +52,12 @@ class Runtimes:
         name = usage.users.get(user, usage.default_plan)
         return name, usage.plans[name].daily_limit
 
+    def apply_plans(self) -> None:
+        """After a reload: move each live budget to its user's (possibly new) plan; what was spent today stays."""
+        for user, plan in self._plans.items():
+            plan.plan_name, plan.daily_limit = self.plan_for(user)
+            plan.window.limit = plan.daily_limit
+
     async def _plan(self, user: str) -> PlanBudget:
         plan = self._plans.get(user)
         if plan is None:
