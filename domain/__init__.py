@@ -11,5 +11,7 @@ from domain.model import ApiCredential, ConnectedApp, HealthCheckResult, Integra
 from domain.values import (ApiKey, AuthMode, CheckInterval, ConflictResolution, ConnectionStatus,
                            ConnectionTimeout, FrequencyKind, IntegrationId, RateLimit, RetryPolicy,
                            ServiceCategory, SyncDirection, SyncFrequency)
+from domain.sync import (CronSchedule, Resolution, Side, SyncCounts, SyncJob, SyncState, next_run_due,
+                         resolve_conflict)
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -100,8 +100,20 @@ class AppSharedEvent(DomainEvent):
     shared: bool = True
 
 
+@dataclass(frozen=True, kw_only=True)
+class SyncJobChangedEvent(DomainEvent):
+    """A sync job was created, started, paused, resumed, configured, cancelled, failed, stalled or deleted."""
+
+    type: ClassVar[str] = "sync.job_changed"
+    job_id: str
+    stream: str
+    state: str
+    change: str
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (AppConnectedEvent, AppDisconnectedEvent, IntegrationFailedEvent, DataSyncedEvent,
-                RateLimitExceededEvent, AppStatusChangedEvent, AppConfiguredEvent, AppSharedEvent)
+                RateLimitExceededEvent, AppStatusChangedEvent, AppConfiguredEvent, AppSharedEvent,
+                SyncJobChangedEvent)
 }
