@@ -122,6 +122,7 @@ class TokenStatus(Enum):
     MISSING = "missing"
     UNKNOWN = "unknown"
     REVOKED = "revoked"
+    EXPIRED = "expired"    # issued with a lifetime (OAuth access tokens) that has run out
     VALID = "valid"
 
 
@@ -130,6 +131,8 @@ class TokenRecord:
     token: str
     scopes: tuple[str, ...]
     revoked: bool = False
+    subject: str | None = None        # whose token (OAuth grants): identities derive from it, else the token
+    expires_at: float | None = None   # epoch seconds by the emulator's clock; None never expires
 
 
 def hint(token: str) -> str:
@@ -154,8 +157,9 @@ class TokenStore:
     def __init__(self) -> None:
         self._records: dict[str, TokenRecord] = {}
 
-    def add(self, token: str, scopes: Iterable[str]) -> TokenRecord:
-        record = TokenRecord(check_token(token), tuple(scopes))
+    def add(self, token: str, scopes: Iterable[str], *, subject: str | None = None,
+            expires_at: float | None = None) -> TokenRecord:
+        record = TokenRecord(check_token(token), tuple(scopes), subject=subject, expires_at=expires_at)
         self._records[token] = record
         return record
 
@@ -165,7 +169,7 @@ class TokenStore:
             raise EmulatorInputError(f"no such token ending {hint(token)}")
         record.revoked = True
 
-    def status(self, token: str | None) -> TokenStatus:
+    def status(self, token: str | None, now: float | None = None) -> TokenStatus:
         if token is None:
             return TokenStatus.MISSING
         if not token:  # an Authorization header of another scheme: a bad credential, not a missing one
@@ -173,7 +177,11 @@ class TokenStore:
         record = self._records.get(token)
         if record is None:
             return TokenStatus.UNKNOWN
-        return TokenStatus.REVOKED if record.revoked else TokenStatus.VALID
+        if record.revoked:
+            return TokenStatus.REVOKED
+        if record.expires_at is not None and now is not None and now >= record.expires_at:
+            return TokenStatus.EXPIRED
+        return TokenStatus.VALID
 
     def get(self, token: str) -> TokenRecord | None:
         return self._records.get(token)
@@ -457,9 +465,15 @@ class Emulator(abc.ABC):
             raise RuntimeError(f"{self.service} emulator is not started")
         return self._origin
 
-    def add_token(self, token: str, scopes: Iterable[str] | None = None) -> None:
-        """Accept `token` from now on, with `scopes` (default: the provider's usual full set)."""
-        record = self.tokens.add(token, self.default_scopes if scopes is None else scopes)
+    def add_token(self, token: str, scopes: Iterable[str] | None = None, *, subject: str | None = None,
+                  expires_at: float | None = None) -> None:
+        """Accept `token` from now on, with `scopes` (default: the provider's usual full set).
+
+        OAuth-issued tokens pass `subject` (the user the grant belongs to, so every token of one grant is the
+        same account) and `expires_at` (after which the provider's own 401 answers).
+        """
+        record = self.tokens.add(token, self.default_scopes if scopes is None else scopes, subject=subject,
+                                 expires_at=expires_at)
         self.on_token_added(record)
 
     def revoke(self, token: str) -> None:
@@ -571,10 +585,14 @@ class Emulator(abc.ABC):
     def on_token_added(self, record: TokenRecord) -> None:
         """Derive the identity and data of a newly accepted token."""
 
+    def mount(self, app: web.Application) -> None:
+        """Add routes outside the API pipeline (an authorization server); they take precedence over it."""
+
     # --- pipeline -------------------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
         app = web.Application()
+        self.mount(app)
         add_control_routes(app, self)
         routes = self.routes()
         # aiohttp matches in registration order: every real route first, the catch-alls last
@@ -646,7 +664,7 @@ class Emulator(abc.ABC):
     async def _authenticate(self, call: Call) -> web.StreamResponse | None:
         """Set `call.token`/`call.record` for a valid token; the provider's refusal otherwise."""
         token = await self.credentials(call)
-        status = self.tokens.status(token)
+        status = self.tokens.status(token, self.clock())
         if status is TokenStatus.VALID:
             call.token, call.record = token, self.tokens.get(token or "")
             return None

@@ -27,6 +27,14 @@ from .base import (
     ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, Call, Emulator, Quota, Reply, Route, TokenRecord, TokenStatus,
     WindowState, bearer_token, digest_int, int_param, json_response, link_header, pick, read_body, seeded,
 )
+from .oauth import AuthorizationServer, GitHubDialect, OAuthServerOptions
+
+# GitHub App user tokens (reference §4 Auth): access 8 h, refresh rotates and the old one dies at once.
+OAUTH_OPTIONS = dict(authorize_path="/login/oauth/authorize", token_path="/login/oauth/access_token",
+                     device_path="/login/device/code", revoke_path="/applications/{client_id}/token",
+                     revoke_method="DELETE", verification_uri="https://github.com/login/device",
+                     access_token_lifetime=28800.0, rotate_refresh_tokens=True,
+                     old_refresh_token_survives_rotation=False, access_prefix="ghu_", refresh_prefix="ghr_")
 
 DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
@@ -145,11 +153,15 @@ class GitHubEmulator(Emulator):
         self.repos: dict[tuple[str, str], Repo] = {}  # (owner, name) lower-cased -> repo
         self._request_ids = 0
         super().__init__(*args, **kwargs)
+        self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=GitHubDialect())
+
+    def mount(self, app: web.Application) -> None:
+        self.oauth.mount(app)
 
     # --- data -----------------------------------------------------------------------------------
 
     def on_token_added(self, record: TokenRecord) -> None:
-        user = derive_user(record.token)
+        user = derive_user(record.subject or record.token)   # one OAuth grant's tokens are one user
         self.users[record.token] = user
         if any(owner == user.login.lower() for owner, _ in self.repos):
             return

@@ -30,6 +30,13 @@ from .base import (
     WindowState, bearer_token, decode_cursor, digest_int, encode_cursor, int_param, json_response, pick,
     read_body, seeded,
 )
+from .oauth import AuthorizationServer, OAuthServerOptions, SlackDialect
+
+# Slack OAuth v2 (reference §4 Auth): without rotation (the default) tokens never expire and no refresh token
+# is issued; `enable_token_rotation()` switches to 12 h xoxe.xoxb- tokens with rotating xoxe-1- refresh tokens.
+OAUTH_OPTIONS = dict(authorize_path="/oauth/v2/authorize", token_path="/api/oauth.v2.access",
+                     revoke_path="/api/auth.revoke", access_token_lifetime=None, issue_refresh_token=False,
+                     access_prefix="xoxb-", refresh_prefix="xoxe-1-")
 
 DATA_EPOCH = 1672531200  # 2023-01-01: generated history starts here, independent of the clock
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -133,12 +140,22 @@ class SlackEmulator(Emulator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.identities: dict[str, Member] = {}  # token -> member
         super().__init__(*args, **kwargs)
+        self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=SlackDialect())
         rng = seeded(self.seed, "workspace")
         self.team_id = slack_id("T", self.seed, "team")
         self.team_name = f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} Team"
         self.domain = self.team_name.lower().replace(" ", "-")
         self.members = [self._member(i, rng) for i in range(self.options.members)]
         self.channels = [self._channel(i, rng) for i in range(self.options.channels)]
+
+    def mount(self, app: web.Application) -> None:
+        self.oauth.mount(app)
+
+    def enable_token_rotation(self, lifetime: float = 43200.0) -> None:
+        """Slack's opt-in token rotation: expiring access tokens, refresh tokens that rotate (old one revoked)."""
+        o = self.oauth.options
+        o.access_token_lifetime, o.issue_refresh_token, o.access_prefix = lifetime, True, "xoxe.xoxb-1-"
+        o.rotate_refresh_tokens, o.old_refresh_token_survives_rotation = True, False
 
     # --- data -----------------------------------------------------------------------------------
 
@@ -160,12 +177,13 @@ class SlackEmulator(Emulator):
 
     def on_token_added(self, record: TokenRecord) -> None:
         token = record.token
-        h = digest_int("slack-identity", token)
-        if token.startswith("xoxb-"):
-            member = Member(slack_id("U", "bot", token), f"integd-bot-{h % 1000}", "integd bot", True,
-                            slack_id("B", "bot", token))
+        who = record.subject or token   # one OAuth grant's tokens (rotated or not) are one identity
+        h = digest_int("slack-identity", who)
+        if token.startswith(("xoxb-", "xoxe.xoxb-")):
+            member = Member(slack_id("U", "bot", who), f"integd-bot-{h % 1000}", "integd bot", True,
+                            slack_id("B", "bot", who))
         else:
-            member = Member(slack_id("U", "user", token), f"{pick(FIRST_NAMES, h).lower()}.{h % 1000}",
+            member = Member(slack_id("U", "user", who), f"{pick(FIRST_NAMES, h).lower()}.{h % 1000}",
                             f"{pick(FIRST_NAMES, h)} {pick(LAST_NAMES, h >> 8)}")
         self.identities[token] = member
 
@@ -391,7 +409,8 @@ class SlackEmulator(Emulator):
         return [Quota(f"{token}:{method}", limit, self.options.tier_window)]
 
     def auth_failure(self, call: Call, status: TokenStatus) -> web.StreamResponse:
-        code = {TokenStatus.MISSING: "not_authed", TokenStatus.REVOKED: "token_revoked"}.get(status, "invalid_auth")
+        code = {TokenStatus.MISSING: "not_authed", TokenStatus.REVOKED: "token_revoked",
+                TokenStatus.EXPIRED: "token_expired"}.get(status, "invalid_auth")
         return json_response({"ok": False, "error": code}, self.options.auth_error_status)
 
     def rate_limited(self, call: Call, state: WindowState) -> web.StreamResponse:
