@@ -349,7 +349,8 @@ class Connector(ABC):
         except (RateLimitExceededException, UsageLimitExceededException) as refusal:
             return HealthCheckResult(ok=False, latency=0.0, checked_at=checked_at,
                                      category=IntegrationError.RATE_LIMIT_EXCEEDED,
-                                     message=f"check not sent: {refusal}", retry_after=refusal.retry_after)
+                                     message=f"check not sent: {refusal}", retry_after=refusal.retry_after,
+                                     sent=False)
         return HealthCheckResult(ok=True, latency=resp.latency, checked_at=checked_at, status=resp.status)
 
     def get_rate_limit(self) -> RateLimit:

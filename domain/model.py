@@ -102,7 +102,11 @@ class Integration:
 
 @dataclass(frozen=True, slots=True)
 class HealthCheckResult:
-    """One health check's outcome: ok, or a classified failure with a safe message."""
+    """One health check's outcome: ok, or a classified failure with a safe message.
+
+    ``sent`` is False when our own limits held the check back and the provider was never asked: such a result
+    says nothing about the connection and must not move the app's status.
+    """
 
     ok: bool
     latency: float
@@ -112,6 +116,7 @@ class HealthCheckResult:
     status: int | None = None
     provider_code: str | None = None
     retry_after: float | None = None
+    sent: bool = True
 
     @property
     def outcome(self) -> str:
@@ -194,6 +199,8 @@ class ConnectedApp:
         """Apply a health check's result: status moves, failure events on the way into trouble."""
         if self.status not in _LIVE:
             raise InvalidStateTransition(f"cannot record a health check on an app that is {self.status.value}")
+        if not result.sent:
+            raise InvalidStateTransition("a check our own limits held back says nothing about the connection")
         integ = self.integration
         integ.last_check_at = result.checked_at
         integ.last_latency = result.latency

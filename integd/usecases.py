@@ -219,6 +219,9 @@ class UseCases:
             result = HealthCheckResult(ok=False, latency=self.clock.monotonic() - started,
                                        checked_at=self.clock.time(), category=IntegrationError.NETWORK_ERROR,
                                        message=f"health check timed out after {self.health_timeout:g}s")
+        if not result.sent:
+            log.info("health.check_deferred", app_id=app_id, reason=result.message, retry_after=result.retry_after)
+            return result
         async with self.store.transaction() as tx:
             try:
                 fresh = await tx.get(app_id)

@@ -209,3 +209,12 @@ def test_names_and_users_refuse_control_characters():
             ConnectedApp.initiate(IntegrationId.generate(), bad, "github", now=0.0)
     with pytest.raises(InvalidConfiguration):
         IntegrationId(str(IntegrationId.generate()) + "\n")
+
+
+def test_a_check_held_back_by_our_limits_cannot_move_the_status():
+    app = connected()
+    held = HealthCheckResult(ok=False, latency=0.0, checked_at=1.0, category=IntegrationError.RATE_LIMIT_EXCEEDED,
+                             message="check not sent", sent=False)
+    with pytest.raises(InvalidStateTransition):
+        app.record_health(held)
+    assert app.status is ConnectionStatus.CONNECTED and app.pull_events() == []
