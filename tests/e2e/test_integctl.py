@@ -71,3 +71,21 @@ async def test_raw_call_and_status(daemon):
     assert code == 0 and "version:" in out
     code, out, _ = await ctl(daemon, "services")
     assert code == 0 and "salesforce" in out
+
+
+async def test_events_follow_prints_each_event_as_it_commits(daemon, client, emulators):
+    env = {**os.environ, "INTEGD_SOCKET": str(daemon.paths.socket)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "integd.ctl", "--json", "events", "--follow", "--type", "app.connected", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        while len(daemon.subscriptions) == 0:      # the subscription is registered in this very process
+            await asyncio.sleep(0.01)
+        from tests.conftest import connect
+        app = await connect(client, emulators, "github")
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        event = json.loads(line)
+        assert event["type"] == "app.connected" and event["app_id"] == app["id"]
+    finally:
+        proc.terminate()
+        await proc.wait()
