@@ -5,6 +5,7 @@ Never edit a released migration: add the next number. Each runs in its own trans
 
 from __future__ import annotations
 
+from integd.store.sync_schema import SYNC_MIGRATION_SQL
 from integd.vault import VAULT_MIGRATION_SQL
 
 _APPS = """
@@ -84,7 +85,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, _APPS),
     (3, ""),    # reserved: event sinks (integd/sinks.py)
     (4, ""),    # reserved: OAuth flows, client registrations and token lifecycle (integd/oauth*.py)
-    (5, ""),    # reserved: data synchronisation (integd/sync*.py)
+    (5, SYNC_MIGRATION_SQL),    # data synchronisation (integd/sync*.py)
 ]
 
 HEALTH_HISTORY = 50

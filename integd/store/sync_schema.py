@@ -1,0 +1,95 @@
+"""Migration 5: the tables of data synchronisation (integd/sync*.py).
+
+* ``sync_jobs``: one row per SyncJob (its cursor is JSON, committed with each batch of records).
+* ``records``: per job and remote id, the record's data (canonical JSON), remote and local modification times,
+  content hash (an unchanged record is neither rewritten nor reported), deleted flag (tombstone), version, and
+  ``dirty``: 0 in step with the provider, 1 a local change waiting to be pushed, 2 a parked conflict.
+  ``seen_run`` marks the rows a full refresh saw, so the sweep can tombstone the rest.
+* ``record_changes``: the change feed, a monotonic ``seq`` the platform reads after (``records.changes``).
+* ``sync_conflicts``: conflicts, parked for a person under the ``manual`` policy, kept as history otherwise.
+* ``webhook_deliveries``: delivery ids already accepted (replay protection).
+"""
+
+SYNC_MIGRATION_SQL = """
+CREATE TABLE sync_jobs (
+    id                  TEXT PRIMARY KEY,
+    app_id              TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    user                TEXT NOT NULL,
+    service             TEXT NOT NULL,
+    stream              TEXT NOT NULL,
+    resource            TEXT NOT NULL,
+    direction           TEXT NOT NULL,
+    frequency           TEXT NOT NULL,            -- JSON {kind, minutes, cron}
+    conflict_resolution TEXT NOT NULL,
+    batch_size          INTEGER NOT NULL,
+    state               TEXT NOT NULL,
+    cursor              TEXT,                     -- JSON, the stream's delta position
+    created_at          REAL NOT NULL,
+    updated_at          REAL NOT NULL,
+    last_run_at         REAL,
+    last_success_at     REAL,
+    last_error          TEXT,
+    last_counts         TEXT NOT NULL DEFAULT '{}',
+    totals              TEXT NOT NULL DEFAULT '{}',
+    runs                INTEGER NOT NULL DEFAULT 0,
+    version             INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (app_id, stream, resource)
+);
+CREATE INDEX sync_jobs_app ON sync_jobs(app_id);
+
+CREATE TABLE records (
+    job_id          TEXT NOT NULL REFERENCES sync_jobs(id) ON DELETE CASCADE,
+    remote_id       TEXT NOT NULL,
+    app_id          TEXT NOT NULL,
+    stream          TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    remote_modified REAL,
+    local_modified  REAL,
+    content_hash    TEXT NOT NULL,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    version         INTEGER NOT NULL DEFAULT 1,
+    dirty           INTEGER NOT NULL DEFAULT 0,
+    base_modified   REAL,
+    seen_run        TEXT,
+    PRIMARY KEY (job_id, remote_id)
+) WITHOUT ROWID;
+CREATE INDEX records_dirty ON records(job_id, dirty) WHERE dirty <> 0;
+
+CREATE TABLE record_changes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      TEXT NOT NULL,
+    app_id      TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    remote_id   TEXT NOT NULL,
+    op          TEXT NOT NULL,                    -- created | updated | deleted
+    origin      TEXT NOT NULL,                    -- remote | local
+    version     INTEGER NOT NULL,
+    at          REAL NOT NULL,
+    previous_id TEXT                              -- a local record's id before its first push named it
+);
+CREATE INDEX record_changes_app ON record_changes(app_id, seq);
+CREATE INDEX record_changes_job ON record_changes(job_id, seq);
+
+CREATE TABLE sync_conflicts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id          TEXT NOT NULL REFERENCES sync_jobs(id) ON DELETE CASCADE,
+    app_id          TEXT NOT NULL,
+    remote_id       TEXT NOT NULL,
+    local_data      TEXT,
+    remote_data     TEXT,
+    local_modified  REAL,
+    remote_modified REAL,
+    policy          TEXT NOT NULL,
+    resolution      TEXT,                         -- take_remote | keep_local | NULL while parked
+    created_at      REAL NOT NULL,
+    resolved_at     REAL
+);
+CREATE UNIQUE INDEX sync_conflicts_open ON sync_conflicts(job_id, remote_id) WHERE resolved_at IS NULL;
+
+CREATE TABLE webhook_deliveries (
+    provider    TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (provider, delivery_id)
+) WITHOUT ROWID;
+"""
