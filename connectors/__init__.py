@@ -1,7 +1,7 @@
 """Connectors: the service abstraction, the catalogue of fifteen services, the HTTP machinery (rate limits,
 retries, error classification, pagination) and one module per implemented provider.
 
-Imports allowed here: ``domain``, aiohttp, aiolimiter, authlib, tenacity. Never ``integd``: the daemon
+Imports allowed here: ``domain``, aiohttp, authlib, tenacity. Never ``integd``: the daemon
 composes these pieces (one HttpTransport, one CallGate per app, ``build_connector`` per app) and logs the
 CallRecords handed to its observer.
 
