@@ -6,6 +6,11 @@ fault layer carries `x-ratelimit-limit/-remaining/-used/-reset/-resource`; an ex
 403 (knob: 429) with `x-ratelimit-remaining: 0`; the burst fault is a secondary limit with `retry-after`.
 Users derive from their token, repositories and issues from the seed; issues are writable in memory.
 
+Sync support (issue 6): volumes up to 200,000 issues per repository (`issues_per_repo`, `issue_interval`);
+issue lists carry an `ETag` and answer `If-None-Match` with a 304 that costs no quota; `changes_per_list` edits
+issues while a sync pages through them; `delete_issue` is an admin's deletion (the issue then answers 410 and
+leaves every list without a trace, as on GitHub); `GET /repos/{o}/{r}/issues/{n}` reads one issue.
+
 Error answers (all JSON with `message`, `documentation_url`, `status`):
     401 Requires authentication | Bad credentials     404 Not Found     400 Problems parsing JSON
     422 Validation Failed (errors[resource, field, code])     403/429 rate limits     500/502/503 faults
@@ -14,6 +19,8 @@ Error answers (all JSON with `message`, `documentation_url`, `status`):
 from __future__ import annotations
 
 import base64
+import bisect
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -55,7 +62,10 @@ class GitHubOptions(BaseModel):
     anonymous_limit: int = Field(60, ge=1)
     anonymous_window: float = Field(3600.0, gt=0)
     repos_per_user: int = Field(45, ge=0, le=1000)
-    issues_per_repo: int = Field(57, ge=0, le=5000)
+    issues_per_repo: int = Field(57, ge=0, le=200_000)
+    issue_interval: int = Field(3600, ge=1, le=86400)  # seconds between generated issues' creation
+    changes_per_list: int = Field(0, ge=0, le=1000)  # issues edited before each issue list is answered
+    etags: bool = True  # issue lists carry an ETag and honour If-None-Match (304, not counted)
     pull_request_every: int = Field(5, ge=0)  # every Nth issue is a pull request (0: none)
 
 
@@ -125,6 +135,8 @@ class Repo:
     created: int
     updated: int
     issues: list[Issue] | None = None  # generated on first use
+    mutations: int = 0  # bumped on every write, so cached orderings know they are stale
+    deleted: set[int] = field(default_factory=set)  # numbers of issues an admin deleted
 
     @property
     def full_name(self) -> str:
@@ -152,6 +164,7 @@ class GitHubEmulator(Emulator):
         self.users: dict[str, User] = {}  # token -> user
         self.repos: dict[tuple[str, str], Repo] = {}  # (owner, name) lower-cased -> repo
         self._request_ids = 0
+        self._orders: dict[tuple[int, str], tuple[int, list[Issue], list[int]]] = {}
         super().__init__(*args, **kwargs)
         self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=GitHubDialect())
 
@@ -180,7 +193,8 @@ class GitHubEmulator(Emulator):
         return repo.issues
 
     def _generated_issue(self, repo: Repo, number: int, rng: random.Random) -> Issue:
-        created = repo.created + number * 3600 + rng.randrange(3600)
+        step = self.options.issue_interval
+        created = repo.created + number * step + rng.randrange(step)
         issue = Issue(self._issue_id(repo, number), number, f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS)} "
                       f"misbehaves ({number})", f"Steps to reproduce #{number}.", repo.owner, created,
                       created + rng.randrange(120 * DAY), labels=rng.sample(LABELS, rng.randrange(3)),
@@ -248,7 +262,8 @@ class GitHubEmulator(Emulator):
             Route("GET", "/rate_limit", self.get_rate_limit, auth="optional", counted=False),
             Route("GET", "/user/repos", self.list_user_repos),
             Route("GET", "/repos/{owner}/{repo}", self.get_repo, auth="optional"),
-            Route("GET", "/repos/{owner}/{repo}/issues", self.list_issues, auth="optional"),
+            Route("GET", "/repos/{owner}/{repo}/issues", self.list_issues, auth="optional", counted=False),
+            Route("GET", "/repos/{owner}/{repo}/issues/{number}", self.get_issue, auth="optional"),
             Route("POST", "/repos/{owner}/{repo}/issues", self.create_issue),
             Route("PATCH", "/repos/{owner}/{repo}/issues/{number}", self.update_issue),
         ]
@@ -292,6 +307,17 @@ class GitHubEmulator(Emulator):
     async def get_repo(self, call: Call) -> web.StreamResponse:
         return json_response(self._repo_json(self._visible_repo(call), self._api(call)))
 
+    def _ordered(self, repo: Repo, sort: str) -> tuple[list[Issue], list[int]]:
+        """Issues in `sort` order, ascending, with their sort keys; cached until the repository changes."""
+        cached = self._orders.get((repo.id, sort))
+        if cached is not None and cached[0] == repo.mutations:
+            return cached[1], cached[2]
+        attr = sort if sort in ("updated", "comments") else "created"
+        issues = sorted(self._issues(repo), key=lambda i: (getattr(i, attr), i.number))
+        keys = [getattr(i, attr) for i in issues]
+        self._orders[(repo.id, sort)] = (repo.mutations, issues, keys)
+        return issues, keys
+
     async def list_issues(self, call: Call) -> web.StreamResponse:
         repo = self._visible_repo(call)
         params = call.params
@@ -301,16 +327,79 @@ class GitHubEmulator(Emulator):
         since = parse_iso(params["since"]) if "since" in params else None
         if "since" in params and since is None:
             raise invalid("Issue", "since", "invalid")
+        self._edit_some(repo)
         wanted_labels = {x for x in params.get("labels", "").split(",") if x}
-        issues = [i for i in self._issues(repo) if (state == "all" or i.state == state)
-                  and (since is None or i.updated >= since) and wanted_labels <= set(i.labels)]
         sort = params.get("sort", "created")
-        key = {"updated": lambda i: (i.updated, i.number), "comments": lambda i: (i.comments, i.number)}.get(
-            sort, lambda i: (i.created, i.number))
-        issues.sort(key=key, reverse=params.get("direction", "desc") != "asc")
+        issues, keys = self._ordered(repo, sort)
+        if since is not None and sort == "updated":
+            issues = issues[bisect.bisect_left(keys, since):]
+        elif since is not None:
+            issues = [i for i in issues if i.updated >= since]
+        if state != "all" or wanted_labels:
+            issues = [i for i in issues if (state == "all" or i.state == state) and wanted_labels <= set(i.labels)]
+        if params.get("direction", "desc") != "asc":
+            issues = issues[::-1]
         page, headers = self._page(call, issues)
         api = self._api(call)
-        return json_response([self._issue_json(repo, i, api) for i in page], headers=headers)
+        body = json.dumps([self._issue_json(repo, i, api) for i in page], separators=(",", ":"))
+        if self.options.etags:
+            etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
+            headers["ETag"] = etag
+            if call.request.headers.get("If-None-Match") in (etag, "W/" + etag):
+                return web.Response(status=304, headers=headers)  # a 304 is not counted (reference §4)
+        refusal = self._charge(call)
+        if refusal is not None:
+            return refusal
+        return web.Response(text=body, headers=headers, content_type="application/json", charset="utf-8")
+
+    def _edit_some(self, repo: Repo) -> None:
+        """The `changes_per_list` knob: someone edits issues while a sync is paging."""
+        count = self.options.changes_per_list
+        if not count:
+            return
+        issues = self._issues(repo)
+        rng = seeded(self.seed, "edits", repo.full_name, repo.mutations)
+        for issue in rng.sample(issues, min(count, len(issues))):
+            self.edit_issue(repo.owner.login, repo.name, issue.number, title=issue.title.split(" [")[0]
+                            + f" [edit {repo.mutations}]")
+
+    def _repo_named(self, owner: str, name: str) -> Repo:
+        repo = self.repos.get((owner.lower(), name.lower()))
+        if repo is None:
+            raise KeyError(f"no repository {owner}/{name}")
+        return repo
+
+    def edit_issue(self, owner: str, name: str, number: int, **changes: Any) -> dict[str, Any]:
+        """Edit an issue as another GitHub user would (``title=...``, ``state=...``); returns its new JSON."""
+        repo = self._repo_named(owner, name)
+        issue = next((i for i in self._issues(repo) if i.number == number), None)
+        if issue is None:
+            raise KeyError(f"no issue {owner}/{name}#{number}")
+        self._apply(issue, changes)
+        issue.updated = max(int(self.clock()), issue.updated + 1)
+        repo.mutations += 1
+        return self._issue_json(repo, issue, self.origin)
+
+    def delete_issue(self, owner: str, name: str, number: int) -> None:
+        """An admin deletes an issue: it vanishes from lists and answers 410 Gone."""
+        repo = self._repo_named(owner, name)
+        issues = self._issues(repo)
+        kept = [i for i in issues if i.number != number]
+        if len(kept) == len(issues):
+            raise KeyError(f"no issue {owner}/{name}#{number}")
+        repo.issues = kept
+        repo.deleted.add(number)
+        repo.mutations += 1
+
+    async def get_issue(self, call: Call) -> web.StreamResponse:
+        repo = self._visible_repo(call)
+        number = call.request.match_info["number"]
+        if number.isdigit() and int(number) in repo.deleted:
+            raise Reply(error(410, "This issue was deleted"))
+        issue = next((i for i in self._issues(repo) if number.isdigit() and i.number == int(number)), None)
+        if issue is None:
+            raise Reply(self.not_found(call))
+        return json_response(self._issue_json(repo, issue, self._api(call)))
 
     async def _json_object(self, call: Call) -> dict[str, Any]:
         try:
@@ -332,6 +421,7 @@ class GitHubEmulator(Emulator):
         issue = Issue(self._issue_id(repo, number), number, "", None, self.users[call.token or ""], now, now)
         self._apply(issue, body)
         issues.append(issue)
+        repo.mutations += 1
         data = self._issue_json(repo, issue, self._api(call))
         return json_response(data, status=201, headers={"Location": data["url"]})
 
@@ -346,6 +436,7 @@ class GitHubEmulator(Emulator):
             raise invalid("Issue", "title", "missing_field")
         self._apply(issue, body)
         issue.updated = max(int(self.clock()), issue.updated)
+        repo.mutations += 1
         return json_response(self._issue_json(repo, issue, self._api(call)))
 
     def _apply(self, issue: Issue, body: dict[str, Any]) -> None:

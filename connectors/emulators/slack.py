@@ -8,6 +8,10 @@ form/query field (not inside JSON, as on Slack). Answers are JSON with `ok`; err
 (auth.test 100/min, conversations.list 20/min, conversations.history 50/min, users.list 20/min) and
 per channel for chat.postMessage (1/s); `set_rate_limit` replaces all of them with one per-token quota.
 
+Sync support (issue 6): up to 200,000 messages per channel; `cursor_ttl` makes history page cursors expire
+(`invalid_cursor`, as Slack answers a stale cursor); `edit_message` / `delete_message` change history as
+other users would (an edit adds `edited`; a deletion leaves no row, as in `conversations.history`).
+
 Error codes used: not_authed, invalid_auth, token_revoked, missing_scope, invalid_cursor, channel_not_found,
 is_archived, no_text, msg_too_long, invalid_blocks, thread_not_found, invalid_ts_oldest, invalid_ts_latest,
 invalid_json, invalid_form_data, unknown_method (404), ratelimited (429), service_unavailable (fault).
@@ -55,7 +59,8 @@ class SlackOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     channels: int = Field(40, ge=1, le=2000)
-    messages_per_channel: int = Field(120, ge=0, le=10000)
+    messages_per_channel: int = Field(120, ge=0, le=200_000)
+    cursor_ttl: float = Field(0.0, ge=0.0)  # seconds a history page cursor stays valid (0: forever)
     members: int = Field(25, ge=0, le=2000)
     tier_limits: dict[str, int] = Field(default_factory=lambda: {
         "auth.test": 100, "conversations.list": 20, "conversations.history": 50, "users.list": 20})
@@ -288,7 +293,7 @@ class SlackEmulator(Emulator):
         oldest, latest, inclusive = self._history_bounds(call)
         before: float = latest
         if call.params.get("cursor"):
-            cursor_ts = parse_ts(decode_cursor(str(call.params["cursor"]), "next_ts:") or "")
+            cursor_ts = parse_ts(self._fresh_cursor(decode_cursor(str(call.params["cursor"]), "next_ts:") or ""))
             if cursor_ts is None:
                 raise fail("invalid_cursor")
             before, inclusive_before = min(latest, cursor_ts), False
@@ -306,8 +311,35 @@ class SlackEmulator(Emulator):
         body: dict[str, Any] = {"ok": True, "messages": [self._message_json(m) for m in page],
                                 "has_more": has_more, "pin_count": 0}
         if has_more:
-            body["response_metadata"] = {"next_cursor": encode_cursor(f"next_ts:{ts_text(page[-1].ts)}")}
+            issued = f"|{int(self.clock())}" if self.options.cursor_ttl else ""
+            body["response_metadata"] = {"next_cursor": encode_cursor(f"next_ts:{ts_text(page[-1].ts)}{issued}")}
         return json_response(body)
+
+    def _fresh_cursor(self, text: str) -> str:
+        """The ts inside a history cursor, or '' when the `cursor_ttl` knob says it has expired."""
+        ts, _, issued = text.partition("|")
+        if issued and (not issued.isdigit() or self.clock() - int(issued) > self.options.cursor_ttl):
+            return ""
+        return ts
+
+    def _message(self, channel_id: str, ts: str) -> tuple[Channel, Message]:
+        channel = next((c for c in self.channels if c.id == channel_id), None)
+        micros = parse_ts(ts)
+        found = next((m for m in channel.messages if m.ts == micros), None) if channel else None
+        if channel is None or found is None:
+            raise KeyError(f"no message {ts} in {channel_id}")
+        return channel, found
+
+    def edit_message(self, channel_id: str, ts: str, text: str) -> None:
+        """Another user edits a message: new text and an `edited` marker (history rows keep their ts)."""
+        _, message = self._message(channel_id, ts)
+        message.text = text
+        message.extra["edited"] = {"user": message.user, "ts": ts_text(int(self.clock() * 1_000_000))}
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        """Another user deletes a message: it leaves the channel's history."""
+        channel, message = self._message(channel_id, ts)
+        channel.messages.remove(message)
 
     async def chat_post_message(self, call: Call) -> web.StreamResponse:
         self._require_scope(call)
