@@ -16,6 +16,11 @@ Exceptions that leave a connector (the daemon maps each one; nothing else escape
                                the provider's (never retried)
     RateLimitExceededException / UsageLimitExceededException   our own gate refused an interactive call
 
+OAuth apps: the connector takes a ``TokenSource`` (integd's token manager) instead of a fixed bearer. Before each
+attempt it awaits ``ensure_fresh()`` (a refresh shared by every concurrent caller when the token is expired); on
+an AUTH_FAILED answer it calls ``on_unauthorized(generation)`` once and retries once with the new token, then
+gives up (the app becomes unauthorized through the usual failure path).
+
 A 4xx that is neither auth nor rate limiting (404, 422, Slack's channel_not_found) is NOT a failure of the
 integration: the caller asked for that endpoint, so it gets the ApiResponse with its status.
 
@@ -36,7 +41,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from connectors.http import HttpTransport, decode_body, normalize_base_url, origin, parse_url
 from connectors.limits import CallGate
@@ -250,6 +255,26 @@ class CallRecord:
 CallObserver = Callable[[CallRecord], None]
 
 
+class TokenSource(Protocol):
+    """Where an OAuth app's connector gets its current credential (implemented by integd's token manager).
+
+    ``generation`` grows by one with every new access token, so a caller that was refused can tell whether
+    someone else already refreshed since it sent its request.
+    """
+
+    @property
+    def credential(self) -> ApiCredential: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    async def ensure_fresh(self) -> None:
+        """Refresh first if the access token is expired (or about to be); raises IntegrationFailure."""
+
+    async def on_unauthorized(self, generation: int) -> bool:
+        """The provider refused the token of ``generation``: True if a newer one is ready to retry with."""
+
+
 def request_from_url(url: str, base_url: str, *, method: str = "GET",
                      headers: Mapping[str, str] | None = None) -> ApiRequest:
     """Turn a provider's absolute next-page URL back into a relative request, refusing other hosts.
@@ -288,7 +313,7 @@ class Connector(ABC):
                  retry: RetryPolicy = RetryPolicy.exponential_backoff(), timeout: float = 30.0,
                  observer: CallObserver | None = None, clock: Clock | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, token_source: TokenSource | None = None) -> None:
         name = self.descriptor.display_name
         if not isinstance(credential, ApiCredential):
             raise _bad(f"{name} connector needs an ApiCredential")
@@ -296,7 +321,7 @@ class Connector(ABC):
             raise _bad(f"{name} does not accept {credential.mode.value} credentials")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 120:
             raise _bad(f"timeout must be between 0 and 120 seconds, got {timeout!r}")
-        self.credential, self.app_id = credential, app_id
+        self._credential, self.app_id, self.token_source = credential, app_id, token_source
         self.base_url = normalize_base_url(base_url or self.descriptor.default_base_url)
         self.transport, self.gate, self.retry = transport, gate, retry
         self.timeout, self.observer = float(timeout), observer
@@ -308,6 +333,11 @@ class Connector(ABC):
     @property
     def name(self) -> str:
         return self.descriptor.display_name
+
+    @property
+    def credential(self) -> ApiCredential:
+        """The credential to send now: the token source's current one for OAuth apps."""
+        return self.token_source.credential if self.token_source is not None else self._credential
 
     # ---- the public interface -------------------------------------------------------------------------
     async def authenticate(self) -> AccountIdentity:
@@ -327,7 +357,7 @@ class Connector(ABC):
         async for attempt in retrying(self.retry, sleep=self._sleep, max_wait=max_wait, rng=self._rng):
             with attempt:
                 attempts += 1
-                response = await self._attempt(request, attempts, interactive=interactive)
+                response = await self._attempt_authorized(request, attempts, interactive=interactive)
         if response is None:       # tenacity either returned a result or raised; this guards refactors
             raise IntegrationFailure(IntegrationError.SERVICE_UNAVAILABLE, f"{self.name}: no response")
         return response
@@ -340,7 +370,8 @@ class Connector(ABC):
         """
         checked_at, started = self.clock.time(), time.monotonic()
         try:
-            resp = await self._attempt(self.identity_request(), 1, interactive=False, max_wait=self.timeout)
+            resp = await self._attempt_authorized(self.identity_request(), 1, interactive=False,
+                                                  max_wait=self.timeout)
             self._identity(resp)
         except IntegrationFailure as f:
             return HealthCheckResult(ok=False, latency=time.monotonic() - started, checked_at=checked_at,
@@ -404,7 +435,11 @@ class Connector(ABC):
     def safe(self, text: Any, limit: int = 300) -> str:
         """Provider text fit for a message: the credential's secrets removed, printable, bounded."""
         text = str(text)
-        for secret in self._secrets:
+        secrets = self._secrets
+        if self.token_source is not None:
+            secrets = sorted({*secrets, *(v for v in self.credential.secrets.values() if len(v) >= 4)},
+                             key=len, reverse=True)
+        for secret in secrets:
             text = text.replace(secret, "[redacted]")
         text = "".join(c if c.isprintable() else " " for c in text).strip()
         return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -431,6 +466,23 @@ class Connector(ABC):
         return self.safe(request.path + ("?" + "&".join(items) if items else ""), 500)
 
     # ---- one attempt ----------------------------------------------------------------------------------
+    async def _attempt_authorized(self, request: ApiRequest, attempt: int, *, interactive: bool,
+                                  max_wait: float | None = None) -> ApiResponse:
+        """One attempt; for an OAuth app a refused token gets one refresh and one retry (module docstring)."""
+        source = self.token_source
+        if source is None:
+            return await self._attempt(request, attempt, interactive=interactive, max_wait=max_wait)
+        await source.ensure_fresh()
+        generation = source.generation
+        try:
+            return await self._attempt(request, attempt, interactive=interactive, max_wait=max_wait)
+        except IntegrationFailure as failure:
+            if failure.category is not IntegrationError.AUTHENTICATION_FAILED:
+                raise
+            if not await source.on_unauthorized(generation):
+                raise
+        return await self._attempt(request, attempt, interactive=interactive, max_wait=max_wait)
+
     async def _attempt(self, request: ApiRequest, attempt: int, *, interactive: bool,
                        max_wait: float | None = None) -> ApiResponse:
         if self.gate is not None:

@@ -84,8 +84,11 @@ class HttpTransport:
 
     async def send(self, method: str, url: str, *, params: Sequence[tuple[str, str]] | None = None,
                    json: Any = None, headers: Mapping[str, str] | None = None,
-                   timeout: float = 30.0) -> RawResponse:
-        """Send one request (following same-origin redirects) and read the whole body."""
+                   timeout: float = 30.0, data: bytes | None = None) -> RawResponse:
+        """Send one request (following same-origin redirects) and read the whole body.
+
+        ``data`` is a ready body (OAuth's form-encoded token requests); the caller sets its Content-Type.
+        """
         if timeout <= 0:
             raise IntegrationFailure(IntegrationError.INVALID_CONFIGURATION, "timeout must be positive")
         target = parse_url(url)
@@ -94,7 +97,7 @@ class HttpTransport:
         try:
             async with asyncio.timeout(timeout):
                 return await self._follow(method, target, params, json, dict(headers or {}),
-                                          client_timeout, started)
+                                          client_timeout, started, data)
         except IntegrationFailure:
             raise
         except TimeoutError as exc:
@@ -117,17 +120,18 @@ class HttpTransport:
                                      f"{_where(method, target)}: {type(exc).__name__}") from exc
 
     async def _follow(self, method: str, target: Target, params: Any, json: Any, headers: dict[str, str],
-                      client_timeout: aiohttp.ClientTimeout, started: float) -> RawResponse:
+                      client_timeout: aiohttp.ClientTimeout, started: float,
+                      data: bytes | None = None) -> RawResponse:
         session = self._get_session()
         for _ in range(MAX_REDIRECTS + 1):
-            async with session.request(method, target.geturl(), params=params, json=json, headers=headers,
-                                       timeout=client_timeout, allow_redirects=False) as resp:
+            async with session.request(method, target.geturl(), params=params, json=json, data=data,
+                                       headers=headers, timeout=client_timeout, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in (301, 302, 303, 307, 308) and location:
                     nxt = parse_url(urllib.parse.urljoin(target.geturl(), location))
                     if origin(nxt) == origin(target):
                         if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
-                            method, json = "GET", None
+                            method, json, data = "GET", None, None
                         target, params = nxt, None    # the Location carries its own query
                         continue
                 body = await self._read(resp, method, target)
