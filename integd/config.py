@@ -192,6 +192,44 @@ class SinkConfig(_Strict):
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 
+class OAuthClientConfig(_Strict):
+    """``[oauth.clients.<service>]``: our OAuth client registration at a provider (no secret in this file).
+
+    The secret comes from ``client_secret_credential`` (a systemd credential name, read from
+    ``$CREDENTIALS_DIRECTORY``) or ``client_secret_file``; none means a public client (PKCE only).
+    """
+    client_id: Annotated[str, Field(min_length=1, max_length=256)]
+    client_secret_file: AbsPath | None = None
+    client_secret_credential: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    auth_base_url: HttpUrlStr | None = None      # re-roots the provider's OAuth URLs (emulator, GHE host)
+    tenant: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$")] | None = None
+    redirect_uri: HttpUrlStr = "http://127.0.0.1/callback"   # loopback: the port is chosen per flow
+
+
+class OAuthProviderConfig(_Strict):
+    """``[oauth.providers.<name>]``: a generic OAuth 2.0 service defined entirely here (no code)."""
+    display_name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    category: Literal["email", "chat", "storage", "development", "crm"] = "development"
+    authorize_url: HttpUrlStr
+    token_url: HttpUrlStr
+    device_authorization_url: HttpUrlStr | None = None
+    revocation_url: HttpUrlStr | None = None
+    scopes: list[str] = []
+    scope_separator: Literal[" ", ","] = " "
+    api_base_url: HttpUrlStr
+    identity_endpoint: Annotated[str, Field(pattern=r"^/[^\s#]*$")] = "/userinfo"
+    client_auth: Literal["client_secret_basic", "client_secret_post", "none"] = "client_secret_basic"
+    pkce: bool = True
+    old_refresh_token_survives_rotation: bool = True
+
+
+class OAuthConfig(_Strict):
+    """``[oauth]``: token lifecycle settings, client registrations, generic providers."""
+    refresh_margin: Annotated[float, Field(ge=0, le=3600)] = 300.0   # refresh this long before expiry
+    clients: dict[str, OAuthClientConfig] = {}
+    providers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")], OAuthProviderConfig] = {}
+
+
 class Config(_Strict):
     """The whole configuration. ``Config()`` is the all-defaults configuration.
 
@@ -206,6 +244,7 @@ class Config(_Strict):
     usage: UsageConfig = UsageConfig()
     services: dict[str, ServiceConfig] = {}
     sinks: dict[str, SinkConfig] = {}
+    oauth: OAuthConfig = OAuthConfig()
     _source: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
