@@ -1,0 +1,607 @@
+"""Google emulator: the Gmail API v1 and the Drive API v3 on one server, plus Google's OAuth endpoint shapes
+(reference: apis-messaging.md §1, apis-storage-dev.md §1).
+
+One class serves both APIs; the registry keys pick which base URL `start()` advertises::
+
+    EMULATORS["gmail"]         -> GmailEmulator        base http://127.0.0.1:PORT/gmail/v1
+    EMULATORS["google_drive"]  -> GoogleDriveEmulator  base http://127.0.0.1:PORT/drive/v3
+
+Either instance answers both `/gmail/v1/...` and `/drive/v3/...` (and, mounted by `mount()`, the OAuth
+endpoints at the same origin, so `OAUTH.with_auth_base(emu.origin)` points at them), so one emulator can
+stand behind a Gmail and a Drive app of the same Google account. Paths in `hits()` and the request log are
+full paths (`/gmail/v1/users/me/profile`).
+
+Auth `Authorization: Bearer <t>`; a token's account derives from the grant's subject (OAuth-issued tokens)
+or from the token itself. Scopes are checked per endpoint (403 insufficientPermissions). Quotas are
+Google's: units per user per minute with the documented per-method costs (getProfile and labels 1,
+messages.list/get 5, send 100; Drive calls 1), answered 403 userRateLimitExceeded (knob: 429
+RESOURCE_EXHAUSTED). Google documents no Retry-After, so one is sent only with the `send_retry_after`
+knob [unverified]; burst-fault answers always carry `burst_retry_after`. `set_rate_limit` replaces the unit
+quotas with one request quota per token.
+
+Data: per account, a mailbox (labels; messages with id, threadId, internalDate, historyId; a history log of
+every change with increasing ids) and a Drive (folders and files with id, parents, modifiedTime, version; a
+change log with increasing ids). Those logs are what Gmail history.list and Drive changes.list (issue 6)
+will serve; the profile's `historyId` and `changes/startPageToken` already point into them.
+
+Errors: `{"error": {"code", "message", "errors": [{"message", "domain", "reason", ...}], "status"}}`::
+
+    401 authError / required (UNAUTHENTICATED)   403 insufficientPermissions, forbidden (PERMISSION_DENIED)
+    403 userRateLimitExceeded | 429 rateLimitExceeded (RESOURCE_EXHAUSTED)    400 badRequest, invalid,
+    required (INVALID_ARGUMENT)    404 notFound (NOT_FOUND)    500 backendError, 503 UNAVAILABLE, 502 HTML
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.policy
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import (ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, Call, Emulator, Quota, Reply, Route,
+                   TokenRecord, TokenStatus, WindowState, decode_cursor, digest_int, encode_cursor, int_param,
+                   json_response, pick, read_body, seeded)
+
+GMAIL, DRIVE = "/gmail/v1", "/drive/v3"
+DATA_EPOCH = 1672531200        # 2023-01-01T00:00:00Z: generated data starts here, independent of the clock
+HOUR = 3600
+S_GMAIL = "https://www.googleapis.com/auth/gmail."
+S_DRIVE = "https://www.googleapis.com/auth/drive"
+FULL_MAIL = "https://mail.google.com/"
+GMAIL_READ = (S_GMAIL + "readonly", S_GMAIL + "modify", S_GMAIL + "metadata", FULL_MAIL)
+GMAIL_PROFILE = GMAIL_READ + (S_GMAIL + "compose",)
+GMAIL_SEND = (S_GMAIL + "send", S_GMAIL + "compose", S_GMAIL + "modify", FULL_MAIL)
+DRIVE_READ = (S_DRIVE, S_DRIVE + ".readonly", S_DRIVE + ".file", S_DRIVE + ".metadata.readonly",
+              S_DRIVE + ".metadata", S_DRIVE + ".appdata")
+DEFAULT_SCOPES = (S_GMAIL + "readonly", S_GMAIL + "send", S_DRIVE + ".readonly", S_DRIVE + ".file",
+                  "openid", "email", "profile")
+FOLDER = "application/vnd.google-apps.folder"
+MIME_TYPES = ("application/pdf", "text/plain", "image/png", "application/vnd.google-apps.document",
+              "application/vnd.google-apps.spreadsheet", "text/csv")
+SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT",
+                 "CATEGORY_PERSONAL", "CATEGORY_UPDATES")
+ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+class GoogleOptions(BaseModel):
+    """Knobs for facts the reference marks unverified or gives in two versions."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    gmail_units_per_user_minute: int = Field(6000, ge=1)      # quota page version B; version A said 15,000
+    drive_queries_per_user_minute: int = Field(12000, ge=1)   # the older published Drive model
+    rate_limit_status: Literal[403, 429] = 403
+    send_retry_after: bool = False                            # [unverified]: none is documented
+    messages_per_user: int = Field(120, ge=0, le=20000)
+    files_per_user: int = Field(150, ge=0, le=20000)
+    access_token_lifetime: int = Field(3599, ge=1)            # for the OAuth server: expires_in ~3600 [U]
+
+
+def google_error(status: int, message: str, reason: str, domain: str = "global",
+                 headers: dict[str, str] | None = None, **where: str) -> web.Response:
+    """Google's error envelope: ``google_error(404, "File not found: x.", "notFound", location="fileId")``."""
+    item = {"message": message, "domain": domain, "reason": reason}
+    if where:
+        item.update(where)
+    body = {"error": {"code": status, "message": message, "errors": [item],
+                      "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return json_response(body, status, headers)
+
+
+def bad_value(name: str, message: str | None = None) -> Reply:
+    return Reply(google_error(400, message or f"Invalid value for {name}", "invalid",
+                              location=name, locationType="parameter"))
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{int(epoch * 1000) % 1000:03d}Z"
+
+
+def google_id(*parts: object, length: int = 33) -> str:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest() * 2
+    return "".join(ID_ALPHABET[b % 64] for b in digest[:length])
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    email: str
+    name: str
+    permission_id: str
+
+
+@dataclass
+class Message:
+    id: str
+    thread_id: str
+    internal_date: int          # epoch ms
+    history_id: int
+    labels: list[str]
+    sender: str
+    to: str
+    subject: str
+    body: str
+
+    @property
+    def snippet(self) -> str:
+        return self.body[:100]
+
+
+@dataclass
+class Mailbox:
+    messages: list[Message] = field(default_factory=list)      # oldest first
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"id", "type", "messageId", "labelIds"}
+    next_history: int = 100000
+
+    def record(self, kind: str, message: Message) -> int:
+        self.next_history += 1 + self.next_history % 3          # increasing, not contiguous, as Gmail's
+        self.history.append({"id": self.next_history, "type": kind, "messageId": message.id,
+                             "labelIds": list(message.labels)})
+        message.history_id = self.next_history
+        return self.next_history
+
+
+@dataclass
+class DriveFile:
+    id: str
+    name: str
+    mime_type: str
+    parents: list[str]
+    created: float
+    modified: float
+    size: int | None
+    version: int = 1
+    trashed: bool = False
+
+
+@dataclass
+class Drive:
+    root_id: str
+    files: dict[str, DriveFile] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "fileId", "time", "removed"}
+
+    def record(self, item: DriveFile, now: float, removed: bool = False) -> None:
+        self.changes.append({"id": len(self.changes) + 1, "fileId": item.id, "time": now, "removed": removed})
+
+
+def derive_account(subject: str) -> Account:
+    """The Google account behind a grant subject or token: deterministic."""
+    h = digest_int("google-account", subject)
+    first, last = pick(FIRST_NAMES, h), pick(LAST_NAMES, h >> 8)
+    mail = f"{first.lower()}.{last.lower()}.{(h >> 16) % 1000}@example.com"
+    return Account(mail, f"{first} {last}", str(10**19 + (h >> 20) % 9 * 10**18 + h % 10**18))
+
+
+def generate_mailbox(seed: int, account: Account, count: int) -> Mailbox:
+    rng = seeded(seed, "gmail", account.email)
+    box = Mailbox()
+    thread = ""
+    for n in range(count):
+        if n % 3 == 0 or not thread:
+            thread = google_id("thread", account.email, n, length=16).lower()
+        sent = n % 7 == 6
+        other = f"{rng.choice(FIRST_NAMES).lower()}@{rng.choice(NOUNS)}.example"
+        labels = ["SENT"] if sent else ["INBOX", "CATEGORY_PERSONAL"] + (["UNREAD"] if rng.random() < 0.3 else [])
+        msg = Message(google_id("msg", account.email, n, length=16).lower(), thread,
+                      (DATA_EPOCH + n * HOUR + rng.randrange(HOUR)) * 1000, 0, labels,
+                      account.email if sent else other, other if sent else account.email,
+                      f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS)} update #{n}",
+                      f"Hello, this is message {n} about the {rng.choice(NOUNS)}. Regards.")
+        box.messages.append(msg)
+        box.record("messageAdded", msg)
+    return box
+
+
+def generate_drive(seed: int, account: Account, count: int) -> Drive:
+    rng = seeded(seed, "drive", account.email)
+    drive = Drive(google_id("root", account.email, length=19))
+    folders = [drive.root_id]
+    for n in range(count):
+        is_folder = n % 10 == 0
+        created = DATA_EPOCH + n * HOUR + rng.randrange(HOUR)
+        mime = FOLDER if is_folder else rng.choice(MIME_TYPES)
+        name = f"{rng.choice(ADJECTIVES)}-{rng.choice(NOUNS)}-{n}" + ("" if is_folder or "google-apps" in mime
+                                                                      else "." + mime.rsplit("/", 1)[-1])
+        item = DriveFile(google_id("file", account.email, n), name, mime, [rng.choice(folders)], created,
+                         created + rng.randrange(90 * 24 * HOUR),
+                         None if is_folder or "google-apps" in mime else rng.randrange(100, 5_000_000))
+        drive.files[item.id] = item
+        drive.record(item, item.modified)
+        if is_folder:
+            folders.append(item.id)
+    return drive
+
+
+# --- query parsing -----------------------------------------------------------------------------------
+
+
+_DRIVE_TERM = re.compile(r"""^\s*(?:'(?P<parent>[^']+)'\s+in\s+parents|trashed\s*=\s*(?P<trashed>true|false)|
+    mimeType\s*(?P<mop>=|!=)\s*'(?P<mime>[^']+)'|name\s+contains\s+'(?P<contains>[^']*)'|
+    name\s*=\s*'(?P<name>[^']*)')\s*$""", re.X)
+
+
+def drive_filter(q: str) -> list[Any]:
+    """Predicates for a Drive `q` of terms joined by `and`; Reply(400) for anything else."""
+    preds = []
+    for term in re.split(r"\s+and\s+", q.strip()) if q.strip() else []:
+        m = _DRIVE_TERM.match(term)
+        if m is None:
+            raise bad_value("q", "Invalid Value")
+        g = m.groupdict()
+        if g["parent"] is not None:
+            preds.append(lambda f, p=g["parent"]: p in f.parents)
+        elif g["trashed"] is not None:
+            preds.append(lambda f, t=g["trashed"] == "true": f.trashed == t)
+        elif g["mime"] is not None:
+            preds.append(lambda f, mt=g["mime"], eq=g["mop"] == "=": (f.mime_type == mt) == eq)
+        elif g["contains"] is not None:
+            preds.append(lambda f, s=g["contains"].lower(): s in f.name.lower())
+        else:
+            preds.append(lambda f, s=g["name"]: f.name == s)
+    return preds
+
+
+def gmail_filter(q: str) -> list[Any]:
+    """Predicates for the Gmail search terms the emulator knows: from:, to:, subject:, is:unread, words."""
+    preds = []
+    for term in q.split():
+        key, _, value = term.partition(":")
+        value = value.lower()
+        if key == "from" and value:
+            preds.append(lambda m, v=value: v in m.sender.lower())
+        elif key == "to" and value:
+            preds.append(lambda m, v=value: v in m.to.lower())
+        elif key == "subject" and value:
+            preds.append(lambda m, v=value: v in m.subject.lower())
+        elif key in ("is", "label") and value:
+            preds.append(lambda m, v=value.upper(): v in m.labels)
+        else:
+            preds.append(lambda m, v=term.lower(): v in m.subject.lower() or v in m.body.lower())
+    return preds
+
+
+def top_level_fields(fields: str) -> set[str]:
+    """`user(displayName,emailAddress),storageQuota` -> {"user", "storageQuota"}."""
+    names, depth, current = set(), 0, ""
+    for ch in fields + ",":
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            if current.strip():
+                names.add(current.strip().split("/")[0])
+            current = ""
+            continue
+        if depth == 0 and ch not in "()":
+            current += ch
+    return names
+
+
+# --- the emulator ------------------------------------------------------------------------------------
+
+
+class GoogleEmulator(Emulator):
+    """Gmail + Drive. Example: ``emu = GmailEmulator(tokens=["ya29.demo"], seed=1)`` (module docstring)."""
+
+    service: ClassVar[str] = "gmail"
+    api_prefix: ClassVar[str] = GMAIL
+    prefixes = ("",)
+    default_rate = (6000, 60.0)
+    default_scopes = DEFAULT_SCOPES
+    options_model = GoogleOptions
+    fallback_auth = "none"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.accounts: dict[str, Account] = {}     # token -> account
+        self.mailboxes: dict[str, Mailbox] = {}    # email -> mailbox
+        self.drives: dict[str, Drive] = {}         # email -> drive
+        self.units: dict[str, tuple[float, int]] = {}  # quota key -> (window start, units used)
+        super().__init__(*args, **kwargs)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, allow_remote: bool = False) -> str:
+        await super().start(host, port, allow_remote=allow_remote)
+        self._base_url = self.origin + self.api_prefix
+        return self._base_url
+
+    def on_token_added(self, record: TokenRecord) -> None:
+        account = derive_account(record.subject or record.token)
+        self.accounts[record.token] = account
+
+    def account(self, call: Call) -> Account:
+        return self.accounts[call.token or ""]
+
+    def mailbox(self, account: Account) -> Mailbox:
+        if account.email not in self.mailboxes:
+            self.mailboxes[account.email] = generate_mailbox(self.seed, account, self.options.messages_per_user)
+        return self.mailboxes[account.email]
+
+    def drive(self, account: Account) -> Drive:
+        if account.email not in self.drives:
+            self.drives[account.email] = generate_drive(self.seed, account, self.options.files_per_user)
+        return self.drives[account.email]
+
+    # --- routes -------------------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        gmail_user = GMAIL + "/users/{userId}"
+        return [
+            Route("GET", gmail_user + "/profile", self._api(self.profile, 1, GMAIL_PROFILE)),
+            Route("GET", gmail_user + "/labels", self._api(self.labels, 1, GMAIL_READ)),
+            Route("GET", gmail_user + "/messages", self._api(self.list_messages, 5, GMAIL_READ)),
+            Route("GET", gmail_user + "/messages/{id}", self._api(self.get_message, 5, GMAIL_READ)),
+            Route("POST", gmail_user + "/messages/send", self._api(self.send_message, 100, GMAIL_SEND)),
+            Route("GET", DRIVE + "/about", self._api(self.about, 1, DRIVE_READ)),
+            Route("GET", DRIVE + "/files", self._api(self.list_files, 1, DRIVE_READ)),
+            Route("GET", DRIVE + "/files/{fileId}", self._api(self.get_file, 1, DRIVE_READ)),
+            Route("GET", DRIVE + "/changes/startPageToken", self._api(self.start_page_token, 1, DRIVE_READ)),
+        ]
+
+    def _api(self, handler: Any, cost: int, scopes: tuple[str, ...]) -> Any:
+        """Wrap a handler with Google's scope check and its per-user unit quota (cost units a call)."""
+        async def run(call: Call) -> web.StreamResponse:
+            record = call.record
+            if record is not None and not set(record.scopes) & set(scopes):
+                return google_error(403, "Request had insufficient authentication scopes.",
+                                    "insufficientPermissions")
+            if self.rate_limit is None:
+                refusal = self._spend(call, cost)
+                if refusal is not None:
+                    return refusal
+            if call.request.path.startswith(GMAIL):
+                self._check_user(call)
+            return await handler(call)
+        return run
+
+    def _spend(self, call: Call, cost: int) -> web.StreamResponse | None:
+        gmail = call.request.path.startswith(GMAIL)
+        limit = self.options.gmail_units_per_user_minute if gmail else self.options.drive_queries_per_user_minute
+        key = ("gmail:" if gmail else "drive:") + self.account(call).email
+        now = self.clock()
+        start = now - now % 60
+        saved_start, used = self.units.get(key, (start, 0))
+        used = used if saved_start == start else 0
+        if used + cost > limit:
+            return self.rate_limited(call, WindowState(limit, used, start + 60, now, False))
+        self.units[key] = (start, used + cost)
+        return None
+
+    def _check_user(self, call: Call) -> None:
+        user = call.request.match_info.get("userId", "me")
+        if user not in ("me", self.account(call).email):
+            raise Reply(google_error(403, f"Delegation denied for {self.account(call).email}", "forbidden"))
+
+    # --- Gmail ---------------------------------------------------------------------------------------
+
+    async def profile(self, call: Call) -> web.StreamResponse:
+        account = self.account(call)
+        box = self.mailbox(account)
+        return json_response({"emailAddress": account.email, "messagesTotal": len(box.messages),
+                              "threadsTotal": len({m.thread_id for m in box.messages}),
+                              "historyId": str(box.next_history)})
+
+    async def labels(self, call: Call) -> web.StreamResponse:
+        labels = [{"id": name, "name": name, "type": "system"} for name in SYSTEM_LABELS]
+        return json_response({"labels": labels})
+
+    def _page(self, call: Call, items: list[Any], size_param: str, default: int, high: int,
+              kind: str) -> tuple[list[Any], str | None]:
+        size = int_param(call.params.get(size_param), default, 1, high)
+        token = call.params.get("pageToken")
+        start = 0
+        if token:
+            offset = decode_cursor(token, kind + ":")
+            if offset is None or not offset.isdigit() or int(offset) > len(items):
+                raise bad_value("pageToken", "Invalid pageToken")
+            start = int(offset)
+        end = start + size
+        return items[start:end], encode_cursor(f"{kind}:{end}") if end < len(items) else None
+
+    async def list_messages(self, call: Call) -> web.StreamResponse:
+        box = self.mailbox(self.account(call))
+        wanted = set(call.request.query.getall("labelIds", []))
+        preds = gmail_filter(call.params.get("q", ""))
+        found = [m for m in reversed(box.messages) if wanted <= set(m.labels) and all(p(m) for p in preds)
+                 and ("TRASH" not in m.labels or call.params.get("includeSpamTrash") == "true")]
+        page, token = self._page(call, found, "maxResults", 100, 500, "messages")
+        body: dict[str, Any] = {"resultSizeEstimate": len(found)}
+        if page:
+            body["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in page]
+        if token:
+            body["nextPageToken"] = token
+        return json_response(body)
+
+    def _message(self, call: Call) -> Message:
+        box = self.mailbox(self.account(call))
+        wanted = call.request.match_info["id"]
+        found = next((m for m in box.messages if m.id == wanted), None)
+        if found is None:
+            raise Reply(google_error(404, "Requested entity was not found.", "notFound"))
+        return found
+
+    async def get_message(self, call: Call) -> web.StreamResponse:
+        msg = self._message(call)
+        fmt = call.params.get("format", "full")
+        if fmt not in ("minimal", "full", "raw", "metadata"):
+            raise bad_value("format")
+        body: dict[str, Any] = {"id": msg.id, "threadId": msg.thread_id, "labelIds": msg.labels,
+                                "snippet": msg.snippet, "historyId": str(msg.history_id),
+                                "internalDate": str(msg.internal_date), "sizeEstimate": 400 + len(msg.body)}
+        when = datetime.fromtimestamp(msg.internal_date / 1000, timezone.utc)
+        headers = [{"name": "From", "value": msg.sender}, {"name": "To", "value": msg.to},
+                   {"name": "Subject", "value": msg.subject},
+                   {"name": "Date", "value": when.strftime("%a, %d %b %Y %H:%M:%S +0000")}]
+        data = base64.urlsafe_b64encode(msg.body.encode()).decode().rstrip("=")
+        if fmt == "raw":
+            text = "".join(f"{h['name']}: {h['value']}\r\n" for h in headers) + "\r\n" + msg.body
+            body["raw"] = base64.urlsafe_b64encode(text.encode()).decode()
+        elif fmt in ("full", "metadata"):
+            body["payload"] = {"partId": "", "mimeType": "text/plain", "filename": "", "headers": headers,
+                               "body": {"size": len(msg.body)} | ({"data": data} if fmt == "full" else {})}
+        return json_response(body)
+
+    async def send_message(self, call: Call) -> web.StreamResponse:
+        raw_body = await self._json(call)
+        raw, thread = raw_body.get("raw"), raw_body.get("threadId")
+        if not isinstance(raw, str) or not raw:
+            raise Reply(google_error(400, "'raw' RFC822 payload message string or uploading message via "
+                                          "/upload/* URL required", "invalidArgument"))
+        try:
+            parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
+                                              policy=email.policy.default)
+        except (binascii.Error, ValueError):
+            raise Reply(google_error(400, "Invalid value for ByteString", "invalidArgument")) from None
+        if not parsed.get("To"):
+            raise Reply(google_error(400, "Invalid To header", "invalidArgument"))
+        account = self.account(call)
+        box = self.mailbox(account)
+        now = int(self.clock())
+        number = len(box.messages)
+        msg = Message(google_id("sent", account.email, number, now, length=16).lower(),
+                      thread if isinstance(thread, str) and thread else google_id("t", account.email, number,
+                                                                                   length=16).lower(),
+                      now * 1000, 0, ["SENT"], account.email, str(parsed["To"]), str(parsed.get("Subject", "")),
+                      str(parsed.get_body(("plain",)).get_content() if parsed.get_body(("plain",)) else ""))
+        box.messages.append(msg)
+        box.record("messageAdded", msg)
+        return json_response({"id": msg.id, "threadId": msg.thread_id, "labelIds": msg.labels})
+
+    async def _json(self, call: Call) -> dict[str, Any]:
+        try:
+            value = json.loads(await read_body(call.request, self.max_body) or b"null")
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise Reply(google_error(400, "Invalid JSON payload received.", "parseError"))
+        return value
+
+    # --- Drive ---------------------------------------------------------------------------------------
+
+    async def about(self, call: Call) -> web.StreamResponse:
+        fields = call.params.get("fields")
+        if not fields:
+            raise Reply(google_error(400, "The 'fields' parameter is required for this method.", "required",
+                                     location="fields", locationType="parameter"))
+        account = self.account(call)
+        drive = self.drive(account)
+        used = sum(f.size or 0 for f in drive.files.values())
+        full = {"kind": "drive#about",
+                "user": {"kind": "drive#user", "displayName": account.name, "emailAddress": account.email,
+                         "permissionId": account.permission_id, "me": True},
+                "storageQuota": {"limit": str(15 * 1024**3), "usage": str(used), "usageInDrive": str(used)}}
+        wanted = top_level_fields(fields)
+        return json_response(full if "*" in wanted else {k: v for k, v in full.items() if k in wanted})
+
+    def _file_json(self, item: DriveFile) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "drive#file", "id": item.id, "name": item.name, "mimeType": item.mime_type,
+                               "parents": item.parents, "trashed": item.trashed, "version": str(item.version),
+                               "createdTime": rfc3339(item.created), "modifiedTime": rfc3339(item.modified)}
+        if item.size is not None:
+            out["size"] = str(item.size)
+            out["md5Checksum"] = hashlib.md5(f"{item.id}:{item.version}".encode()).hexdigest()
+        return out
+
+    async def list_files(self, call: Call) -> web.StreamResponse:
+        drive = self.drive(self.account(call))
+        preds = drive_filter(call.params.get("q", ""))
+        found = [f for f in drive.files.values() if all(p(f) for p in preds)]
+        order = call.params.get("orderBy", "modifiedTime desc")
+        for key in reversed([k.strip() for k in order.split(",") if k.strip()]):
+            name, _, direction = key.partition(" ")
+            attr = {"modifiedTime": "modified", "createdTime": "created", "name": "name",
+                    "folder": "mime_type"}.get(name)
+            if attr is None or direction not in ("", "desc"):
+                raise bad_value("orderBy", f"Invalid field selection {name}")
+            found.sort(key=lambda f, a=attr: (getattr(f, a), f.id), reverse=direction == "desc")
+        page, token = self._page(call, found, "pageSize", 100, 1000, "files")
+        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False,
+                                "files": [self._file_json(f) for f in page]}
+        if token:
+            body["nextPageToken"] = token
+        return json_response(body)
+
+    async def get_file(self, call: Call) -> web.StreamResponse:
+        drive = self.drive(self.account(call))
+        file_id = call.request.match_info["fileId"]
+        item = drive.files.get(file_id)
+        if item is None:
+            raise Reply(google_error(404, f"File not found: {file_id[:64]}.", "notFound", location="fileId",
+                                     locationType="parameter"))
+        return json_response(self._file_json(item))
+
+    async def start_page_token(self, call: Call) -> web.StreamResponse:
+        drive = self.drive(self.account(call))
+        return json_response({"kind": "drive#startPageToken", "startPageToken": str(len(drive.changes) + 1)})
+
+    # --- dialect hooks -------------------------------------------------------------------------------
+
+    def quotas(self, call: Call) -> list[Quota]:
+        # Google's own quotas are the unit windows of `_api`; a request quota only when one was set
+        return super().quotas(call) if self.rate_limit is not None else []
+
+    def auth_failure(self, call: Call, status: TokenStatus) -> web.StreamResponse:
+        challenge = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
+        if status is TokenStatus.MISSING:
+            return google_error(401, "Request is missing required authentication credential. Expected OAuth 2 "
+                                     "access token, login cookie or other valid authentication credential.",
+                                "required", headers=challenge, location="Authorization", locationType="header")
+        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        return google_error(401, "Invalid Credentials", "authError", headers=challenge, location="Authorization",
+                            locationType="header")
+
+    def rate_limited(self, call: Call, state: WindowState) -> web.StreamResponse:
+        headers = {"Retry-After": str(state.retry_after)} if self.options.send_retry_after else None
+        if self.options.rate_limit_status == 429:
+            return google_error(429, "Resource has been exhausted (e.g. check quota).", "rateLimitExceeded",
+                                headers=headers)
+        return google_error(403, "User-rate limit exceeded.", "userRateLimitExceeded", domain="usageLimits",
+                            headers=headers)
+
+    def burst_limited(self, call: Call) -> web.StreamResponse:
+        return google_error(429, "Too many concurrent requests for user.", "rateLimitExceeded",
+                            domain="usageLimits", headers={"Retry-After": str(self.faults.burst_retry_after)})
+
+    def server_error(self, rng: random.Random) -> web.StreamResponse:
+        kind = rng.choice((500, 502, 503))
+        if kind == 500:
+            return google_error(500, "Backend Error", "backendError")
+        if kind == 503:
+            return google_error(503, "The service is currently unavailable.", "backendError")
+        return web.Response(status=502, content_type="text/html",
+                            text="<!DOCTYPE html><html><title>Error 502 (Server Error)!!1</title><p><b>502.</b> "
+                                 "That's an error.</p><p>The server encountered a temporary error.</p></html>")
+
+    def not_found(self, call: Call) -> web.StreamResponse:
+        return google_error(404, "Requested entity was not found.", "notFound")
+
+    def too_large(self, call: Call) -> web.StreamResponse:
+        return google_error(413, "Request payload size exceeds the limit.", "uploadTooLarge")
+
+
+class GmailEmulator(GoogleEmulator):
+    """The Google emulator advertising the Gmail base URL (`EMULATORS["gmail"]`)."""
+
+    service = "gmail"
+    api_prefix = GMAIL
+
+
+class GoogleDriveEmulator(GoogleEmulator):
+    """The Google emulator advertising the Drive base URL (`EMULATORS["google_drive"]`)."""
+
+    service = "google_drive"
+    api_prefix = DRIVE
