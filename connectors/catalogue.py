@@ -21,7 +21,8 @@ from connectors.base import ServiceDescriptor
 
 API_KEY, OAUTH2 = AuthMode.API_KEY, AuthMode.OAUTH2
 GRAPH = "https://graph.microsoft.com/v1.0"
-IMPLEMENTED = frozenset({"github", "slack", "sendgrid"})
+IMPLEMENTED = frozenset({"github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
+                         "teams"})
 
 
 def per_window(limit: int, seconds: float, burst: int) -> RateLimit:

@@ -2,10 +2,10 @@
 
 >>> connector_class("github").__name__
 'GitHubConnector'
->>> connector_class("gmail")
+>>> connector_class("dropbox")
 Traceback (most recent call last):
 ...
-domain.errors.InvalidConfiguration: service 'gmail' (Gmail) is in the catalogue but has no connector yet; ...
+domain.errors.InvalidConfiguration: service 'dropbox' (Dropbox) is in the catalogue but has no connector yet; ...
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from typing import Any
 from connectors.base import Connector
 from connectors.catalogue import SERVICES, get_service
 from connectors.github import GitHubConnector
+from connectors.gmail import GmailConnector
+from connectors.google_drive import GoogleDriveConnector
+from connectors.onedrive import OneDriveConnector
+from connectors.outlook import OutlookConnector
 from connectors.sendgrid import SendGridConnector
 from connectors.slack import SlackConnector
+from connectors.teams import TeamsConnector
 from domain.errors import InvalidConfiguration
 from domain.model import ApiCredential
 
 CONNECTORS: dict[str, type[Connector]] = {
-    cls.descriptor.name: cls for cls in (GitHubConnector, SlackConnector, SendGridConnector)
+    cls.descriptor.name: cls for cls in (GitHubConnector, SlackConnector, SendGridConnector, GmailConnector,
+                                         GoogleDriveConnector, OutlookConnector, OneDriveConnector, TeamsConnector)
 }
 
 

@@ -11,6 +11,8 @@ Example::
 
 from .base import Emulator, EmulatorInputError, FaultKnobs, ManualClock, RateLimitSpec
 from .github import GitHubEmulator
+from .google import GmailEmulator, GoogleDriveEmulator, GoogleEmulator
+from .microsoft import GraphEmulator, OneDriveEmulator, OutlookEmulator, TeamsEmulator
 from .sendgrid import SendGridEmulator
 from .slack import SlackEmulator
 
@@ -18,9 +20,17 @@ EMULATORS: dict[str, type[Emulator]] = {
     "github": GitHubEmulator,
     "slack": SlackEmulator,
     "sendgrid": SendGridEmulator,
+    # one Google server (Gmail + Drive) and one Graph server (user, mail, drive, teams); the key picks the
+    # advertised base URL (Google) or the default limits (Graph), see each module's docstring
+    "gmail": GmailEmulator,
+    "google_drive": GoogleDriveEmulator,
+    "outlook": OutlookEmulator,
+    "onedrive": OneDriveEmulator,
+    "teams": TeamsEmulator,
 }
 
 __all__ = [
-    "EMULATORS", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "ManualClock",
-    "RateLimitSpec", "SendGridEmulator", "SlackEmulator",
+    "EMULATORS", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "GmailEmulator",
+    "GoogleDriveEmulator", "GoogleEmulator", "GraphEmulator", "ManualClock", "OneDriveEmulator",
+    "OutlookEmulator", "RateLimitSpec", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
 ]

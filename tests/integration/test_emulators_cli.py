@@ -24,7 +24,8 @@ async def run(*args: str) -> asyncio.subprocess.Process:
 def test_list_names_every_service(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
-    assert [line.split("\t")[0] for line in out.splitlines()] == ["github", "sendgrid", "slack"]
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["github", "gmail", "google_drive", "onedrive",
+                                                                  "outlook", "sendgrid", "slack", "teams"]
 
 
 async def test_standalone_run_serves_until_sigterm() -> None:

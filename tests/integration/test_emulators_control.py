@@ -119,7 +119,9 @@ async def test_start_stop_contract(service: str) -> None:
     base = await emulator.start(host="127.0.0.1", port=0)
     try:
         assert base == emulator.base_url and base.startswith("http://127.0.0.1:")
-        assert base == emulator.origin + {"github": "", "slack": "/api", "sendgrid": "/v3"}[service]
+        assert base == emulator.origin + {"github": "", "slack": "/api", "sendgrid": "/v3", "gmail": "/gmail/v1",
+                                          "google_drive": "/drive/v3", "outlook": "/v1.0", "onedrive": "/v1.0",
+                                          "teams": "/v1.0"}[service]
         with pytest.raises(RuntimeError, match="already started"):
             await emulator.start()
     finally:
