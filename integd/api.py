@@ -16,6 +16,8 @@ Error codes (``error.code`` in a JSON-RPC error; ``error.data.kind`` repeats the
     -32008 auth_failed          the provider refused the credential (data.category = auth_failed)
     -32009 unavailable          the daemon is shutting down or the store is unavailable
     -32010 not_implemented      the service exists in the catalogue but has no connector yet
+    -32011 sink_not_found       events.replay named no configured event sink
+    -32012 replay_refused       events.replay would move a sink's cursor forward (skipping events)
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ INTEGRATION_FAILED = -32007
 AUTH_FAILED = -32008
 UNAVAILABLE = -32009
 NOT_IMPLEMENTED = -32010
+SINK_NOT_FOUND = -32011
+REPLAY_REFUSED = -32012
 
 Status = Literal["connected", "disconnected", "error", "pending", "rate_limited", "unauthorized"]
 AppIdStr = str

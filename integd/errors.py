@@ -21,6 +21,14 @@ class Unavailable(DomainException):
     """The daemon is shutting down, or a dependency it needs is not there."""
 
 
+class SinkNotFound(DomainException):
+    """No event sink of that name is configured (integd.sinks)."""
+
+
+class ReplayRefused(DomainException):
+    """A replay may only move a sink's cursor back; moving it forward would skip events (integd.sinks)."""
+
+
 def _failure(e: IntegrationFailure) -> RpcError:
     code = api.AUTH_FAILED if e.category is IntegrationError.AUTHENTICATION_FAILED else api.INTEGRATION_FAILED
     data = {"kind": "auth_failed" if code == api.AUTH_FAILED else "integration_failed",
@@ -55,6 +63,8 @@ _TABLE: list[tuple[type[BaseException], object]] = [
     (InvalidStateTransition, (api.INVALID_STATE, "invalid_state")),
     (NotImplementedService, (api.NOT_IMPLEMENTED, "not_implemented")),
     (Unavailable, (api.UNAVAILABLE, "unavailable")),
+    (SinkNotFound, (api.SINK_NOT_FOUND, "sink_not_found")),
+    (ReplayRefused, (api.REPLAY_REFUSED, "replay_refused")),
 ]
 
 

@@ -6,6 +6,8 @@ Never edit a released migration: add the next number. Each runs in its own trans
 from __future__ import annotations
 
 from integd.store.sync_schema import SYNC_MIGRATION_SQL
+from integd.sinks_store import MIGRATION_SQL as SINKS_MIGRATION_SQL
+from integd.oauth_store import OAUTH_MIGRATION_SQL
 from integd.vault import VAULT_MIGRATION_SQL
 
 _APPS = """
@@ -83,8 +85,8 @@ CREATE TABLE quota_windows (
 MIGRATIONS: list[tuple[int, str]] = [
     (1, VAULT_MIGRATION_SQL),
     (2, _APPS),
-    (3, ""),    # reserved: event sinks (integd/sinks.py)
-    (4, ""),    # reserved: OAuth flows, client registrations and token lifecycle (integd/oauth*.py)
+    (3, SINKS_MIGRATION_SQL),    # event sinks (integd/sinks.py)
+    (4, OAUTH_MIGRATION_SQL),    # OAuth client registrations and grant state (integd/oauth_store.py)
     (5, SYNC_MIGRATION_SQL),    # data synchronisation (integd/sync*.py)
 ]
 
