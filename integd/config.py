@@ -184,6 +184,25 @@ class UsageConfig(_Strict):
         return self
 
 
+class SyncConfig(_Strict):
+    """``[sync]``: the sync runner and scheduler (integd/sync*.py)."""
+    stall_timeout: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+
+
+class WebhooksConfig(_Strict):
+    """``[webhooks]``: the optional TCP listener for provider webhooks (off unless ``bind`` is set).
+
+    ``bind`` is ``host:port`` and meant to sit behind a reverse proxy (TLS terminates there). The secrets are
+    read from files (mode 0600 recommended), never written in this file.
+    """
+    bind: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")] | None = None
+    github_secret_file: AbsPath | None = None
+    slack_signing_secret_file: AbsPath | None = None
+    max_body: Annotated[int, Field(ge=1024, le=26_214_400)] = 5_242_880
+
+
 class SinkConfig(_Strict):
     """``[sinks.<name>]``: an outgoing webhook for domain events (``events`` are names or ``"*"``)."""
     url: HttpUrlStr
@@ -245,6 +264,8 @@ class Config(_Strict):
     services: dict[str, ServiceConfig] = {}
     sinks: dict[str, SinkConfig] = {}
     oauth: OAuthConfig = OAuthConfig()
+    sync: SyncConfig = SyncConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     _source: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
