@@ -235,3 +235,26 @@ async def test_secret_from_a_systemd_credential(short_dir: Path, monkeypatch: py
     assert load_secret("analytics", SinkConfig(url="https://hooks.example/in"), env) == SECRET
     with pytest.raises(ConfigError, match="sink-other"):
         load_secret("other", SinkConfig(url="https://hooks.example/in"), env)
+
+
+async def test_integctl_sinks_list_and_replay(short_dir: Path, receiver: Receiver, emulators: dict) -> None:
+    from tests.e2e.test_integctl import ctl
+    receiver.mode = "up"
+    d = sink_daemon(short_dir, receiver.url)
+    await d.start()
+    try:
+        async with IntegdClient(str(d.paths.socket)) as c:
+            await connect(c, emulators, "github")
+            [status] = await wait_status(c, lambda s: s["lag"] == 0)
+        code, out, err = await ctl(d, "sinks")
+        assert code == 0, err
+        assert out.startswith(f"platform  healthy  cursor {status['cursor']}  lag 0  {receiver.url}")
+        code, out, _ = await ctl(d, "--json", "sinks", "list")
+        assert code == 0 and json.loads(out)[0]["name"] == "platform"
+        code, out, _ = await ctl(d, "sinks", "replay", "platform", "--after", "0")
+        assert code == 0 and out.strip() == (f"platform: cursor {status['cursor']} -> 0, "
+                                             f"{status['cursor']} event(s) to deliver again")
+        code, _, err = await ctl(d, "sinks", "replay", "nope", "--after", "0")
+        assert code == 1 and "(code -32011)" in err
+    finally:
+        await d.stop()
