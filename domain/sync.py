@@ -34,12 +34,20 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import InvalidConfiguration, InvalidStateTransition
+from domain.errors import DomainException, InvalidConfiguration, InvalidStateTransition
 from domain.events import DataSyncedEvent, DomainEvent, IntegrationFailedEvent, SyncJobChangedEvent
 from domain.values import ConflictResolution, FrequencyKind, SyncDirection, SyncFrequency
 
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
+
+
+class VersionConflict(DomainException):
+    """A local change was based on a version of the record that is no longer the current one."""
+
+    def __init__(self, message: str, *, current: int) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class SyncState(StrEnum):

@@ -18,6 +18,7 @@ Error codes (``error.code`` in a JSON-RPC error; ``error.data.kind`` repeats the
     -32010 not_implemented      the service exists in the catalogue but has no connector yet
     -32011 sink_not_found       events.replay named no configured event sink
     -32012 replay_refused       events.replay would move a sink's cursor forward (skipping events)
+    -32025 version_conflict     records.put/delete was based on a stale record version (data.current_version)
 """
 
 from __future__ import annotations

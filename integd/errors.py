@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from domain import (AccessDenied, DomainException, IntegrationError, IntegrationFailure, InvalidConfiguration,
                     InvalidStateTransition, NotFound, RateLimitExceededException, UsageLimitExceededException)
+from domain.sync import VersionConflict
 from integd import api
 from integd.rpc.errors import RpcError
 
@@ -52,7 +53,12 @@ def _config(e: InvalidConfiguration) -> RpcError:
     return RpcError(api.INVALID_CONFIG, str(e), {"kind": "invalid_config", "field": e.field})
 
 
+def _version(e: VersionConflict) -> RpcError:
+    return RpcError(-32025, str(e), {"kind": "version_conflict", "current_version": e.current})
+
+
 _TABLE: list[tuple[type[BaseException], object]] = [
+    (VersionConflict, _version),
     (IntegrationFailure, _failure),
     (RateLimitExceededException, _rate),
     (UsageLimitExceededException, _usage),

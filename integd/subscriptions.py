@@ -4,6 +4,9 @@ Each subscription belongs to one RpcConnection and sees only the events of apps 
 shared with them; everything for an admin). Events are sent as the JSON-RPC notification ``event`` with params
 ``{"subscription": id, "event": {...}}`` in commit order. ``after`` replays committed events first; live events
 arriving during the replay are buffered and sent after it, without duplicates (by sequence number).
+
+Features may also push live notifications that are not outbox events (``notify_app``, e.g. ``sync.progress``):
+same visibility rule, no sequence number, no replay.
 """
 
 from __future__ import annotations
@@ -91,6 +94,23 @@ class Subscriptions:
                 sub.buffer.append(event)
                 continue
             await self._send(sub, event)
+
+    async def notify_app(self, app_id: str, owner: str, method: str, params: dict[str, Any]) -> int:
+        """Send a live, non-outbox notification (e.g. ``sync.progress``) to every subscription that may see
+        ``app_id``; ``params`` gains the subscription id. Not replayed, not sequenced: a dashboard signal only.
+        A subscription filtered by ``types`` gets it only if ``method`` is one of them."""
+        sent = 0
+        for sub in list(self._subs.values()):
+            if sub.connection.closed or sub.replaying:
+                continue
+            if sub.types is not None and method not in sub.types:
+                continue
+            if sub.app_id is not None and sub.app_id != app_id:
+                continue
+            if sub.admin or sub.user == owner or app_id in sub.shared:
+                await sub.connection.notify(method, {"subscription": sub.id, **params})
+                sent += 1
+        return sent
 
     async def _send(self, sub: Subscription, e: StoredEvent) -> None:
         if e.seq <= sub.last_sent or not sub.wants(e):

@@ -98,6 +98,8 @@ class Stream(ABC):
     name: str = ""
     tombstones: bool = False          # does a delta pass report deletions? If not, only a full refresh finds them
     can_fetch: bool = False           # can it read one record (the push-time conflict check needs it)
+    can_update: bool = False          # can a pushed change edit an existing record
+    can_delete: bool = False          # can a pushed change delete (or close) a record
 
     def __init__(self, connector: Connector, resource: str, *, page_size: int = 100) -> None:
         self.connector = connector

@@ -66,6 +66,8 @@ class GitHubIssues(Stream):
     name = "issues"
     tombstones = False
     can_fetch = True
+    can_update = True
+    can_delete = True      # closes the issue: the REST API cannot delete one
 
     @classmethod
     def check_resource(cls, resource: str) -> str:
