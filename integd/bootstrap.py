@@ -51,7 +51,7 @@ DB_NAME = "integd.db"
 #   async start(daemon: Daemon) -> None                           its background work, once the socket serves
 #   async stop(daemon: Daemon) -> None                            the reverse, after the RPC server drained
 # Their tables go into integd/store/schema.py's MIGRATIONS under the numbers reserved there.
-FEATURES: tuple[str, ...] = ("integd.sinks",)
+FEATURES: tuple[str, ...] = ("integd.sinks", "integd.sync")
 
 
 class Daemon:
