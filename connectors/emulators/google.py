@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import (ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, Call, Emulator, Quota, Reply, Route,
                    TokenRecord, TokenStatus, WindowState, decode_cursor, digest_int, encode_cursor, int_param,
                    json_response, pick, read_body, seeded)
+from .oauth import AuthorizationServer, Dialect, OAuthServerOptions, Refusal
 
 GMAIL, DRIVE = "/gmail/v1", "/drive/v3"
 DATA_EPOCH = 1672531200        # 2023-01-01T00:00:00Z: generated data starts here, independent of the clock
@@ -75,6 +76,45 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
                 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 
+# Google's endpoints, all re-rooted at the emulator's origin (accounts.google.com, oauth2.googleapis.com)
+OAUTH_OPTIONS = dict(authorize_path="/o/oauth2/v2/auth", token_path="/token", device_path="/device/code",
+                     revoke_path="/revoke", revoke_method="POST", verification_uri="https://www.google.com/device",
+                     access_token_lifetime=3599.0, rotate_refresh_tokens=False, access_prefix="ya29.a0",
+                     refresh_prefix="1//0g")
+USERINFO_SCOPES = ("openid", "email", "profile", "https://www.googleapis.com/auth/userinfo.email",
+                   "https://www.googleapis.com/auth/userinfo.profile")
+
+
+class GoogleDialect(Dialect):
+    """Google's token endpoint: ``token_type: Bearer``, no refresh_token in a refresh answer (no rotation),
+    ``invalid_grant`` "Token has been expired or revoked.", and revocation with the token in the query or the
+    form and no client authentication (400 invalid_token for a token it does not know)."""
+
+    def __init__(self) -> None:
+        self._issued: set[str] = set()
+
+    def token_ok(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        body = {**body, "token_type": "Bearer"}
+        refresh = body.get("refresh_token")
+        if refresh in self._issued:
+            del body["refresh_token"]       # a refresh answer: Google keeps the original refresh token
+        elif refresh:
+            self._issued.add(refresh)
+        return super().token_ok(request, body)
+
+    def token_error(self, request: web.Request, refusal: Refusal) -> web.Response:
+        if refusal.error == "invalid_grant" and refusal.native == "invalid_refresh_token":
+            refusal = Refusal("invalid_grant", "Token has been expired or revoked.", status=refusal.status)
+        return super().token_error(request, refusal)
+
+    async def revocation_token(self, server: AuthorizationServer, request: web.Request) -> str | None:
+        form = await server.form(request)
+        token = request.query.get("token") or form.get("token")
+        if not token or token not in server.grants:
+            raise Refusal("invalid_token", "Token expired or revoked")
+        return token
+
+
 class GoogleOptions(BaseModel):
     """Knobs for facts the reference marks unverified or gives in two versions."""
 
@@ -86,7 +126,6 @@ class GoogleOptions(BaseModel):
     send_retry_after: bool = False                            # [unverified]: none is documented
     messages_per_user: int = Field(120, ge=0, le=20000)
     files_per_user: int = Field(150, ge=0, le=20000)
-    access_token_lifetime: int = Field(3599, ge=1)            # for the OAuth server: expires_in ~3600 [U]
 
 
 def google_error(status: int, message: str, reason: str, domain: str = "global",
@@ -313,6 +352,11 @@ class GoogleEmulator(Emulator):
         self.drives: dict[str, Drive] = {}         # email -> drive
         self.units: dict[str, tuple[float, int]] = {}  # quota key -> (window start, units used)
         super().__init__(*args, **kwargs)
+        # the emulator's own authorization server: `self.oauth.register_client(...)`, knobs in `self.oauth.options`
+        self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=GoogleDialect())
+
+    def mount(self, app: web.Application) -> None:
+        self.oauth.mount(app)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, allow_remote: bool = False) -> str:
         await super().start(host, port, allow_remote=allow_remote)
@@ -350,6 +394,10 @@ class GoogleEmulator(Emulator):
             Route("GET", DRIVE + "/files", self._api(self.list_files, 1, DRIVE_READ)),
             Route("GET", DRIVE + "/files/{fileId}", self._api(self.get_file, 1, DRIVE_READ)),
             Route("GET", DRIVE + "/changes/startPageToken", self._api(self.start_page_token, 1, DRIVE_READ)),
+            # OpenID Connect userinfo (openidconnect.googleapis.com/v1, www.googleapis.com/oauth2/v3)
+            Route("GET", "/v1/userinfo", self._api(self.userinfo, 0, USERINFO_SCOPES)),
+            Route("GET", "/oauth2/v3/userinfo", self._api(self.userinfo, 0, USERINFO_SCOPES)),
+            Route("GET", "/tokeninfo", self.tokeninfo, auth="none", counted=False),
         ]
 
     def _api(self, handler: Any, cost: int, scopes: tuple[str, ...]) -> Any:
@@ -359,7 +407,7 @@ class GoogleEmulator(Emulator):
             if record is not None and not set(record.scopes) & set(scopes):
                 return google_error(403, "Request had insufficient authentication scopes.",
                                     "insufficientPermissions")
-            if self.rate_limit is None:
+            if self.rate_limit is None and cost:
                 refusal = self._spend(call, cost)
                 if refusal is not None:
                     return refusal
@@ -385,6 +433,29 @@ class GoogleEmulator(Emulator):
         user = call.request.match_info.get("userId", "me")
         if user not in ("me", self.account(call).email):
             raise Reply(google_error(403, f"Delegation denied for {self.account(call).email}", "forbidden"))
+
+    # --- OpenID Connect ------------------------------------------------------------------------------
+
+    async def userinfo(self, call: Call) -> web.StreamResponse:
+        account = self.account(call)
+        first, _, last = account.name.partition(" ")
+        return json_response({"sub": account.permission_id, "email": account.email, "email_verified": True,
+                              "name": account.name, "given_name": first, "family_name": last,
+                              "picture": f"https://lh3.googleusercontent.com/a/{account.permission_id}"})
+
+    async def tokeninfo(self, call: Call) -> web.StreamResponse:
+        """`GET /tokeninfo?access_token=...`: what a token is for (the token is in the query, no header)."""
+        token = call.params.get("access_token", "")
+        record = self.tokens.get(token) if token else None
+        if record is None or self.tokens.status(token, self.clock()) is not TokenStatus.VALID:
+            return json_response({"error": "invalid_token", "error_description": "Invalid Value"}, 400)
+        account = derive_account(record.subject or record.token)
+        body = {"azp": "emulator", "aud": "emulator", "sub": account.permission_id, "email": account.email,
+                "scope": " ".join(record.scopes), "email_verified": "true", "access_type": "offline"}
+        if record.expires_at is not None:
+            body["exp"] = str(int(record.expires_at))
+            body["expires_in"] = str(max(0, int(record.expires_at - self.clock())))
+        return json_response(body)
 
     # --- Gmail ---------------------------------------------------------------------------------------
 

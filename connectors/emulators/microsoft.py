@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import (ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, Call, Emulator, Quota, Reply, Route, TokenRecord,
                    TokenStatus, WindowState, decode_cursor, digest_int, encode_cursor, json_response, pick,
                    read_body, seeded)
+from .oauth import AuthorizationServer, Dialect, OAuthServerOptions, Refusal
 
 DATA_EPOCH = 1672531200        # 2023-01-01T00:00:00Z
 HOUR = 3600
@@ -58,6 +59,47 @@ MIME = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.
                                                          "spreadsheetml.sheet"}
 
 
+# login.microsoftonline.com/{tenant}/oauth2/v2.0/..., re-rooted at the emulator's origin; any tenant is accepted
+OAUTH_OPTIONS = dict(authorize_path="/{tenant}/oauth2/v2.0/authorize", token_path="/{tenant}/oauth2/v2.0/token",
+                     device_path="/{tenant}/oauth2/v2.0/devicecode", revoke_path=None,
+                     verification_uri="https://microsoft.com/devicelogin", access_token_lifetime=4500.0,
+                     rotate_refresh_tokens=True, old_refresh_token_survives_rotation=True,
+                     access_prefix="eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.", refresh_prefix="0.AXkA")
+# RFC 6749 error -> the AADSTS code Microsoft puts in error_codes and the description [V shape; codes U]
+AADSTS = {"invalid_refresh_token": (700082, "The refresh token has expired due to inactivity."),
+          "invalid_code_verifier": (501481, "The Code_Verifier does not match the code_challenge supplied in "
+                                            "the authorization request."),
+          "bad_redirect_uri": (50148, "The redirect_uri doesn't match the one in the authorization request."),
+          "invalid_grant": (70008, "The provided authorization code or refresh token has expired due to "
+                                   "inactivity."),
+          "invalid_client": (7000215, "Invalid client secret provided."),
+          "authorization_pending": (70016, "OAuth 2.0 device flow error. Authorization is pending."),
+          "slow_down": (70016, "OAuth 2.0 device flow error. Polling too frequently."),
+          "expired_token": (70019, "Verification code expired."),
+          "access_denied": (70000, "The user declined the authorization request.")}
+
+
+class MicrosoftDialect(Dialect):
+    """The identity platform's token answers: ``token_type: Bearer`` with ``ext_expires_in``, and errors as
+    ``{"error", "error_description": "AADSTS…: …\\r\\nTrace ID: …", "error_codes", "timestamp", "trace_id",
+    "correlation_id"}``."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def token_ok(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        extra = {"ext_expires_in": body["expires_in"]} if "expires_in" in body else {}
+        return super().token_ok(request, {**body, "token_type": "Bearer", **extra})
+
+    def token_error(self, request: web.Request, refusal: Refusal) -> web.Response:
+        number, text = AADSTS.get(refusal.native or "", AADSTS.get(refusal.error, (90000, refusal.description)))
+        trace = guid("trace", refusal.error, self.clock())
+        body = {"error": refusal.error, "error_description": f"AADSTS{number}: {text}\r\nTrace ID: {trace}\r\n"
+                f"Correlation ID: {trace}\r\nTimestamp: {iso(self.clock())}", "error_codes": [number],
+                "timestamp": iso(self.clock()), "trace_id": trace, "correlation_id": trace}
+        return json_response(body, refusal.status, {"Cache-Control": "no-store"})
+
+
 class GraphOptions(BaseModel):
     """Knobs for facts the reference marks unverified or that tests want to vary."""
 
@@ -69,7 +111,6 @@ class GraphOptions(BaseModel):
     teams_per_user: int = Field(3, ge=0, le=50)
     channels_per_team: int = Field(3, ge=1, le=50)
     messages_per_channel: int = Field(45, ge=0, le=5000)
-    access_token_lifetime: int = Field(4500, ge=1)   # for the OAuth server: random 60-90 min, 75 on average
 
 
 def iso(epoch: float) -> str:
@@ -232,6 +273,12 @@ class GraphEmulator(Emulator):
         self.tenants: dict[str, Tenant] = {}      # user id -> data
         self._requests = 0
         super().__init__(*args, **kwargs)
+        # access tokens live 75 minutes (the average of Entra's random 60-90); knobs in `self.oauth.options`
+        self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS),
+                                         dialect=MicrosoftDialect(self.clock))
+
+    def mount(self, app: web.Application) -> None:
+        self.oauth.mount(app)
 
     def on_token_added(self, record: TokenRecord) -> None:
         self.users[record.token] = derive_user(record.subject or record.token)
@@ -248,6 +295,8 @@ class GraphEmulator(Emulator):
         mail, files = ("ErrorAccessDenied", MAIL_READ), ("accessDenied", FILES_READ)
         return [
             Route("GET", "/me", self._api(self.me, ("Authorization_RequestDenied", USER_READ))),
+            Route("POST", "/me/revokeSignInSessions", self._api(self.revoke_sessions, ("Authorization_RequestDenied",
+                                                                                     USER_READ))),
             Route("GET", "/me/mailFolders", self._api(self.mail_folders, mail)),
             Route("GET", "/me/messages", self._api(self.list_messages, mail)),
             Route("GET", "/me/messages/{id}", self._api(self.get_message, mail)),
@@ -314,6 +363,16 @@ class GraphEmulator(Emulator):
 
     async def me(self, call: Call) -> web.StreamResponse:
         return json_response(self.world(call).user.json())
+
+    async def revoke_sessions(self, call: Call) -> web.StreamResponse:
+        """Graph's way to revoke (no RFC 7009 endpoint): every grant of this user dies, refresh tokens too."""
+        subject = call.record.subject if call.record is not None else None
+        for grant in {id(g): g for g in self.oauth.grants.values() if g.subject == subject}.values():
+            self.oauth.revoke_grant(grant)
+        if subject is None and call.token:
+            self.revoke(call.token)
+        return json_response({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
+                              "value": True})
 
     async def mail_folders(self, call: Call) -> web.StreamResponse:
         world = self.world(call)
