@@ -34,6 +34,7 @@ from integd.rpc.dispatch import Dispatcher
 from integd.rpc.registry import MethodRegistry
 from integd.rpc.server import RpcServer
 from integd.runtime import Runtimes
+from integd.state_lock import StateLock
 from integd.store.db import Database
 from integd.store.quota import SqliteQuotaStore
 from integd.store.repository import CREDENTIAL, AppStore
@@ -70,14 +71,20 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_loops = asyncio.Event()
         self.db: Database | None = None
+        self.state_lock = StateLock(paths.state_dir)
 
     # ---- life ----------------------------------------------------------------------------------------------
     async def start(self, *, sock: socket.socket | None = None) -> None:
         cfg = self.config
         self.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        master = load_master_key(credentials_dir=self.credentials_dir, key_file=cfg.vault.key_file,
-                                 state_dir=self.paths.state_dir)
-        self.db = await Database.open(self.paths.state_dir / DB_NAME, MIGRATIONS)
+        self.state_lock.acquire()   # held until stop(): `integd restore` refuses while we run
+        try:
+            master = load_master_key(credentials_dir=self.credentials_dir, key_file=cfg.vault.key_file,
+                                     state_dir=self.paths.state_dir)
+            self.db = await Database.open(self.paths.state_dir / DB_NAME, MIGRATIONS)
+        except BaseException:
+            self.state_lock.release()
+            raise
         try:
             await self._wire(master, sock)
         except BaseException:
@@ -162,6 +169,7 @@ class Daemon:
             await transport.close()
         if self.db is not None:
             await self.db.close()
+        self.state_lock.release()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A background task owned by the daemon: cancelled at stop, its failure logged, never lost."""

@@ -4,6 +4,8 @@
     integd demo [--state-dir DIR] [--headless]
     integd config show [--config FILE]
     integd config check FILE
+    integd backup FILE            (while the daemon runs; see integd.backup)
+    integd restore FILE           (only while no daemon runs on the state directory)
     integd --version
 """
 
@@ -39,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub.add_parser("show", help="print the effective configuration (secrets redacted)")
     check = cfg_sub.add_parser("check", help="explain what is wrong with a configuration file")
     check.add_argument("file", type=Path)
+    bk = sub.add_parser("backup", help="write a consistent copy of the store (safe while the daemon runs)")
+    bk.add_argument("file", type=Path)
+    rs = sub.add_parser("restore", help="replace the store with a backup (refused while a daemon runs)")
+    rs.add_argument("file", type=Path)
     return p
 
 
@@ -49,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             return _config(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command in ("backup", "restore"):
+            return _backup_or_restore(args)
         return _serve(args)
     except ConfigError as e:
         print(f"integd: configuration error: {e}", file=sys.stderr)
@@ -90,6 +98,28 @@ def _demo(args: argparse.Namespace) -> int:
         log_dir = state_dir or Path.cwd()
         configure_logging("info", "json", stream=open(Path(log_dir) / "integd-demo.log", "a"))  # noqa: SIM115
     return asyncio.run(run_demo(state_dir.absolute() if state_dir else None, headless=headless))
+
+
+def _backup_or_restore(args: argparse.Namespace) -> int:
+    from integd.backup import MASTER_KEY_NOTE, BackupError, backup, restore  # noqa: PLC0415
+
+    env = _overrides(args)
+    paths = resolve_paths(load_config(args.config, env=env), env=env)
+    try:
+        if args.command == "backup":
+            r = backup(paths.state_dir, args.file)
+            print(f"backup written to {r['file']} ({r['bytes']} bytes, schema {r['schema_version']}, "
+                  f"{r['apps']} apps, {r['events']} events, integrity {r['integrity']})")
+        else:
+            r = restore(args.file, paths.state_dir)
+            kept = f"; the previous store is kept as {r['previous']}" if r["previous"] else ""
+            print(f"restored {r['file']} to {r['restored_to']} (schema {r['schema_version']}, {r['apps']} apps, "
+                  f"{r['events']} events){kept}")
+    except BackupError as e:
+        print(f"integd: {args.command} failed: {e}", file=sys.stderr)
+        return 1
+    print(f"note: {MASTER_KEY_NOTE}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
