@@ -29,7 +29,8 @@ from integd.config import Config, Paths
 from integd.errors import map_error
 from integd.health import HealthScheduler
 from integd.identity import PrincipalResolver
-from integd.methods import register
+from integd.oauth_store import OAuthStore
+from integd.methods import register, summary_row
 from integd.rpc.dispatch import Dispatcher
 from integd.rpc.registry import MethodRegistry
 from integd.rpc.server import RpcServer
@@ -52,7 +53,7 @@ DB_NAME = "integd.db"
 #   async start(daemon: Daemon) -> None                           its background work, once the socket serves
 #   async stop(daemon: Daemon) -> None                            the reverse, after the RPC server drained
 # Their tables go into integd/store/schema.py's MIGRATIONS under the numbers reserved there.
-FEATURES: tuple[str, ...] = ("integd.sinks", "integd.sync")
+FEATURES: tuple[str, ...] = ("integd.sinks", "integd.sync", "integd.oauth")
 
 
 class Daemon:
@@ -94,7 +95,8 @@ class Daemon:
     async def _wire(self, master: Any, sock: socket.socket | None) -> None:
         cfg = self.config
         assert self.db is not None
-        self.vault = await Vault.open(self.db, master, ciphertext_columns=[("apps", "credential")])
+        self.vault = await Vault.open(self.db, master, ciphertext_columns=[("apps", "credential"),
+                                                                          ("oauth_clients", "secret")])
         self.store = AppStore(self.db, self.vault)
         self.bus = EventBus()
         self.store.publishers.append(self.bus.publish)
@@ -106,7 +108,7 @@ class Daemon:
                                          concurrency=cfg.health.concurrency, seed=self.seed)
         self.usecases = UseCases(store=self.store, runtimes=self.runtimes, scheduler=self.scheduler,
                                  clock=self.clock, health_timeout=cfg.health.timeout,
-                                 default_interval=cfg.health.interval)
+                                 default_interval=cfg.health.interval, on_checked=self._checked)
         self.subscriptions = Subscriptions(self.store)
         self.bus.subscribe("subscriptions", self.subscriptions.publish)
         self.registry = MethodRegistry()
@@ -187,6 +189,16 @@ class Daemon:
     async def _health_check(self, app_id: str) -> None:
         await self.usecases.run_health_check(app_id)
 
+    async def _checked(self, app_id: str, owner: str, result: Any) -> None:
+        """Every completed check reaches live subscribers as ``app.checked`` (no outbox event: nothing to keep)."""
+        row = await self.store.summary(app_id)
+        if row is None:
+            return
+        await self.subscriptions.notify_app(app_id, owner, "app.checked", {
+            "app": summary_row(self, row),
+            "result": {"ok": result.ok, "outcome": result.outcome, "latency": result.latency,
+                       "checked_at": result.checked_at, "message": result.message}})
+
     def _limiter_exhausted(self, app_id: str, window: str, retry_after: float) -> None:
         self.spawn(self.usecases.record_limiter_exhausted(app_id, window, retry_after),
                    name=f"limiter-event:{app_id}")
@@ -202,7 +214,7 @@ class Daemon:
             rows = await conn.execute_fetchall("SELECT id, credential FROM apps WHERE credential IS NOT NULL")
             await conn.executemany("UPDATE apps SET credential = ? WHERE id = ?",
                                    [(vault.reseal(c, purpose=CREDENTIAL, row_id=i), i) for i, c in rows])
-            return len(rows)
+            return len(rows) + await OAuthStore.reseal(conn, vault)
 
         async with self.db.write() as conn:
             result = await self.vault.rotate(conn, reseal)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from integd import __version__
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(__import__("os").environ)
+    env = dict(os.environ)
     if args.state_dir:
         env["INTEGD_STATE_DIR"] = str(args.state_dir.absolute())
     if args.socket:
@@ -92,12 +94,19 @@ def _demo(args: argparse.Namespace) -> int:
 
     headless = want_headless(args.headless)
     state_dir = args.demo_state_dir or args.state_dir
+    if state_dir is not None:
+        state_dir = state_dir.absolute()
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if headless:
         configure_logging("info", "auto")
-    else:
-        log_dir = state_dir or Path.cwd()
-        configure_logging("info", "json", stream=open(Path(log_dir) / "integd-demo.log", "a"))  # noqa: SIM115
-    return asyncio.run(run_demo(state_dir.absolute() if state_dir else None, headless=headless))
+        return asyncio.run(run_demo(state_dir, headless=True))
+    # The dashboard owns the terminal: the daemon's log goes to a file beside the state (or in /tmp).
+    log_path = (state_dir or Path(tempfile.gettempdir())) / f"integd-demo-{os.getpid()}.log"
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        configure_logging("info", "json", stream=log_file)
+        code = asyncio.run(run_demo(state_dir, headless=False))
+    print(f"integd demo stopped; its log is in {log_path}")
+    return code
 
 
 def _backup_or_restore(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,13 +61,17 @@ def _check_base_url(url: str) -> str:
 
 class UseCases:
     def __init__(self, *, store: AppStore, runtimes: Runtimes, scheduler: HealthScheduler, clock: Clock,
-                 health_timeout: float = 10.0, default_interval: float = 300.0) -> None:
+                 health_timeout: float = 10.0, default_interval: float = 300.0,
+                 on_checked: Callable[[str, str, HealthCheckResult], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.runtimes = runtimes
         self.scheduler = scheduler
         self.clock = clock
         self.health_timeout = health_timeout
         self.default_interval = default_interval
+        self.on_checked = on_checked     # live signal to dashboards: a check changes no state worth an event
+        # set by the oauth feature: revoke an app's tokens at the provider before disconnecting (never raises)
+        self.revoke_credential: Callable[[ConnectedApp], Awaitable[dict[str, Any] | None]] | None = None
 
     # ---- access ------------------------------------------------------------------------------------------
     async def _visible(self, actor: Actor, app_id: str, *, with_credentials: bool = False) -> ConnectedApp:
@@ -149,7 +155,8 @@ class UseCases:
         return rows
 
     async def get_app(self, actor: Actor, app_id: str) -> tuple[ConnectedApp, list[dict[str, Any]]]:
-        app = await self._visible(actor, app_id)
+        # With its credential: the detail shows the mode, hint and non-secret attributes (never the secret).
+        app = await self._visible(actor, app_id, with_credentials=True)
         return app, await self.store.health_history(app_id)
 
     # ---- commands -------------------------------------------------------------------------------------------
@@ -184,15 +191,26 @@ class UseCases:
         return app
 
     async def disconnect(self, actor: Actor, p: api.DisconnectParams) -> ConnectedApp:
-        await self._visible(actor, p.app_id)
+        return (await self.disconnect_revoking(actor, p))[0]
+
+    async def disconnect_revoking(self, actor: Actor,
+                                  p: api.DisconnectParams) -> tuple[ConnectedApp, dict[str, Any] | None]:
+        """Disconnect; an OAuth app's tokens are revoked at the provider first (outside the transaction), and a
+        failed revocation is reported, not fatal: the local credential is deleted regardless."""
+        current = await self._visible(actor, p.app_id, with_credentials=True)
+        current.ensure_manageable_by(actor.user, admin=actor.admin)
+        revocation = None
+        if self.revoke_credential is not None and current.credential is not None \
+                and current.status is not ConnectionStatus.DISCONNECTED:
+            revocation = await self.revoke_credential(current)
         async with self.store.transaction() as tx:
             app = await tx.get(p.app_id)
             app.ensure_manageable_by(actor.user, admin=actor.admin)
-            app.disconnect(now=self.clock.time(), reason=p.reason)
+            app.disconnect(now=self.clock.time(), reason=p.reason, revocation=revocation)
             await tx.save(app, credential_changed=True)
         self.scheduler.remove(p.app_id)
         self.runtimes.drop(p.app_id)
-        return app
+        return app, revocation
 
     # ---- provider calls -----------------------------------------------------------------------------------
     async def check(self, actor: Actor, app_id: str) -> tuple[ConnectedApp, HealthCheckResult]:
@@ -232,6 +250,8 @@ class UseCases:
             fresh.record_health(result)
             await tx.add_health(app_id, result)
             await tx.save(fresh)
+        if self.on_checked is not None:
+            await self.on_checked(app_id, fresh.owner, result)
         return result
 
     async def request(self, actor: Actor, p: api.AppRequestParams) -> dict[str, Any]:

@@ -263,6 +263,13 @@ class AppStore(_Reads):
             return list(rows)
         return [r for r in rows if r["owner"] == user or user in r["shared_with"]]
 
+    async def summary(self, app_id: str) -> dict[str, Any] | None:
+        """One app's read-model row (see ``summaries``)."""
+        if self._summaries is None:
+            await self._load_summaries()
+        assert self._summaries is not None
+        return self._summaries.get(app_id)
+
     async def _load_summaries(self) -> None:
         async with self.db.read() as conn:
             async with conn.execute(f"SELECT {_SUMMARY_COLUMNS} FROM apps ORDER BY created_at, id") as cur:

@@ -50,7 +50,7 @@ async def test_connect_check_request_usage_disconnect(client, emulators, service
     assert detail["health"] and detail["health"][-1]["ok"] is True
 
     gone = await client.call("apps.disconnect", {"app_id": app["id"]})
-    assert gone == {"app_id": app["id"], "status": "disconnected"}
+    assert gone == {"app_id": app["id"], "status": "disconnected", "revocation": None}   # API keys: no revocation
     assert await client.call("apps.list") == []
     listed = await client.call("apps.list", {"include_disconnected": True})
     assert [a["status"] for a in listed] == ["disconnected"]
@@ -271,3 +271,17 @@ async def test_one_failing_call_does_not_disturb_others(client, emulators):
     assert results[0]["status"] == 200
     assert isinstance(results[1], RpcCallError) and results[1].code == api.NOT_FOUND
     assert results[2]["apps"] == 1
+
+
+async def test_each_completed_check_reaches_subscribers_live(daemon, client, emulators):
+    app = await connect(client, emulators, "github")
+    await daemon.scheduler.settle()
+    async with await IntegdSession.connect(str(daemon.paths.socket)) as session:
+        await session.call("events.subscribe", {})
+        check = await client.call("apps.check", {"app_id": app["id"]})
+        async for method, params in session.notifications():
+            if method == "app.checked":
+                break
+    assert params["app"]["id"] == app["id"] and params["result"]["ok"] is True
+    assert params["app"]["last_check_at"] == params["result"]["checked_at"]
+    assert params["result"]["latency"] == check["latency"]
