@@ -27,6 +27,7 @@ Exceptions::
     ConfigError (integd.config)   a sink's secret is missing, unreadable or too short (at daemon start)
     DeliveryFailed                one POST failed; the message is our own summary ("HTTP 503", "timed out
                                   after 10 s", "connection refused"), never a response body or a URL credential
+    StoreError (integd.store.db)  reading the outbox or writing a cursor failed: logged, retried with backoff
     SinkNotFound, ReplayRefused   (integd.errors) events.replay named no configured sink / would skip events
 
 Trust model: a sink URL may carry credentials (userinfo, a token in the query); ``events.sinks`` and the logs
@@ -57,6 +58,7 @@ from integd.errors import ReplayRefused, SinkNotFound
 from integd.logging import scrub_url
 from integd.sink_signature import DELIVERY_HEADER, SIGNATURE_HEADER, SINK_HEADER, sign
 from integd.sinks_store import CursorRow, SinkCursors
+from integd.store.db import StoreError
 from integd.store.repository import AppStore, StoredEvent
 from integd.systemd import credential_path
 
@@ -167,22 +169,34 @@ class SinkDeliverer:
         return since is not None and now - since >= self._policy.failing_after
 
     async def run(self) -> None:
+        store_failures = 0
         while not self._stop.is_set():
-            self._wake.clear()   # before reading: a commit after this read sets it again
-            events = await self._store.events_after(self.row.cursor, limit=self._policy.batch_size,
-                                                    types=self.types)
-            if not events:
-                await self._wait(self._wake, None)
-                continue
-            generation = self._generation
             try:
-                await self._post(events)
-            except DeliveryFailed as exc:
-                delay = await self._record_failure(str(exc), len(events))
-                self._kick.clear()
+                await self._step()
+                store_failures = 0
+            except StoreError as exc:
+                # The store being briefly unavailable must not end delivery for good: wait and read again.
+                store_failures += 1
+                delay = self._policy.backoff(store_failures, self._rnd)
+                log.error("sink.store_error", sink=self.name, error=str(exc), retry_in=round(delay, 3))
                 await self._wait(self._kick, delay)
-                continue
-            await self._record_success(events[-1].seq, generation, len(events))
+
+    async def _step(self) -> None:
+        """One round: deliver the next batch, or wait for a commit; after a failure, back off."""
+        self._wake.clear()   # before reading: a commit after this read sets it again
+        events = await self._store.events_after(self.row.cursor, limit=self._policy.batch_size, types=self.types)
+        if not events:
+            await self._wait(self._wake, None)
+            return
+        generation = self._generation
+        try:
+            await self._post(events)
+        except DeliveryFailed as exc:
+            delay = await self._record_failure(str(exc), len(events))
+            self._kick.clear()
+            await self._wait(self._kick, delay)
+            return
+        await self._record_success(events[-1].seq, generation, len(events))
 
     async def _wait(self, event: asyncio.Event, timeout: float | None) -> None:
         """Until ``event``, the daemon's stop, or ``timeout`` seconds, whichever comes first."""
