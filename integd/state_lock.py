@@ -61,6 +61,12 @@ class StateLock:
         except OSError:
             os.close(fd)
             raise
+        if os.geteuid() == 0:
+            # `sudo integd restore` may be the first to create the file: it must stay openable by the daemon's
+            # user, who owns the state directory. (Never reached by the daemon itself, which runs unprivileged
+            # under a unit whose system-call filter refuses chown.)
+            st = os.stat(self.path.parent)
+            os.fchown(fd, st.st_uid, st.st_gid)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -86,3 +86,16 @@ async def test_a_running_daemon_holds_the_lock_and_a_second_one_is_refused(short
         await first.stop()
     with StateLock(short_dir / "state"):
         pass   # released at stop
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away (what `sudo integd restore` does)")
+def test_restore_as_root_leaves_files_the_daemons_user_can_open(store: Path, short_dir: Path) -> None:
+    copy = short_dir / "copy.db"
+    backup(store, copy)
+    fresh = short_dir / "fresh"
+    fresh.mkdir(mode=0o700)
+    os.chown(fresh, 65534, 65534)   # the daemon's user owns its state directory
+    restore(copy, fresh)
+    for name in ("integd.db", "integd.lock"):
+        st = (fresh / name).stat()
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
