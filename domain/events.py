@@ -41,6 +41,7 @@ class AppDisconnectedEvent(DomainEvent):
     type: ClassVar[str] = "app.disconnected"
     service: str
     reason: str = "user request"
+    revocation: dict[str, Any] | None = None   # OAuth apps: {"revoked": bool | None, "error": str | None}
 
 
 @dataclass(frozen=True, kw_only=True)

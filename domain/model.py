@@ -188,11 +188,13 @@ class ConnectedApp:
         self._record(AppConnectedEvent, now, service=self.service, name=self.name,
                      auth_mode=self.credential.mode.value)
 
-    def disconnect(self, *, now: float, reason: str = "user request") -> None:
+    def disconnect(self, *, now: float, reason: str = "user request",
+                   revocation: dict[str, Any] | None = None) -> None:
+        """The credential is dropped whatever ``revocation`` (the provider's answer to revoking it) says."""
         self._require_not_disconnected("disconnect")
         self.credential = None
         self._move(ConnectionStatus.DISCONNECTED, now, reason)
-        self._record(AppDisconnectedEvent, now, service=self.service, reason=reason)
+        self._record(AppDisconnectedEvent, now, service=self.service, reason=reason, revocation=revocation)
 
     # ---- health and call outcomes -----------------------------------------------------------------------
     def record_health(self, result: HealthCheckResult) -> None:

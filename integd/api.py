@@ -18,6 +18,15 @@ Error codes (``error.code`` in a JSON-RPC error; ``error.data.kind`` repeats the
     -32010 not_implemented      the service exists in the catalogue but has no connector yet
     -32011 sink_not_found       events.replay named no configured event sink
     -32012 replay_refused       events.replay would move a sink's cursor forward (skipping events)
+    -32015 oauth_flow_not_found     no OAuth flow with that id for this user
+    -32016 oauth_flow_expired       the flow's ten minutes (or the device code) ran out
+    -32017 oauth_state_mismatch     the redirect's state/URL is not this flow's (stale, reused or tampered)
+    -32018 oauth_access_denied      the person refused at the provider (error=access_denied)
+    -32019 oauth_token_endpoint_failed  the token endpoint answered 5xx, garbage or nothing
+    -32020 oauth_grant_refused      invalid_grant for the code (expired, used, verifier or redirect mismatch)
+    -32021 oauth_client_not_registered  no [oauth.clients.<service>] nor oauth.clients.set for the service
+    -32022 oauth_client_refused     the provider refused our client registration (invalid_client)
+    -32023 oauth_flow_finished      the flow is already completed, failed or cancelled
     -32025 version_conflict     records.put/delete was based on a stale record version (data.current_version)
 """
 
@@ -166,6 +175,9 @@ class CheckResult(Result):
 class DisconnectResult(Result):
     app_id: str
     status: Status
+    revocation: dict[str, Any] | None = Field(None, description="OAuth apps: {revoked: true|false|null (the "
+                                              "provider has no revocation), error}; the credential is deleted "
+                                              "regardless")
 
 
 class DaemonStatus(Result):

@@ -11,6 +11,7 @@ from domain import (AccessDenied, DomainException, IntegrationError, Integration
                     InvalidStateTransition, NotFound, RateLimitExceededException, UsageLimitExceededException)
 from domain.sync import VersionConflict
 from integd import api
+from integd.oauth_errors import OAUTH_ERRORS
 from integd.rpc.errors import RpcError
 
 
@@ -72,6 +73,10 @@ _TABLE: list[tuple[type[BaseException], object]] = [
     (SinkNotFound, (api.SINK_NOT_FOUND, "sink_not_found")),
     (ReplayRefused, (api.REPLAY_REFUSED, "replay_refused")),
 ]
+
+
+# OAuth flow and client errors (integd.oauth_errors): -32015..-32023
+_TABLE += [(cls, (code, kind)) for cls, code, kind in OAUTH_ERRORS]
 
 
 def map_error(exc: BaseException) -> RpcError | None:

@@ -137,8 +137,8 @@ def register(reg: MethodRegistry, d: Daemon) -> None:  # noqa: C901 - one flat l
     @reg.method("apps.disconnect", api.DisconnectParams, api.DisconnectResult,
                 summary="Disconnect an app: its credential is deleted.", errors=_APP_ERRORS, tags=("apps",))
     async def apps_disconnect(ctx: CallContext, p: api.DisconnectParams) -> dict[str, Any]:
-        app = await uc.disconnect(actor(ctx, p), p)
-        return {"app_id": str(app.id), "status": app.status.value}
+        app, revocation = await uc.disconnect_revoking(actor(ctx, p), p)
+        return {"app_id": str(app.id), "status": app.status.value, "revocation": revocation}
 
     @reg.method("events.list", api.EventsListParams, api.EventsPage,
                 summary="Committed events after a sequence number, filtered by type or app.", tags=("events",))

@@ -7,12 +7,12 @@ rebuilt whenever the app's credential or settings change (``invalidate``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from connectors.base import CallRecord, Connector
+from connectors.base import CallRecord, Connector, TokenSource
 from connectors.catalogue import get_service
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
@@ -46,6 +46,8 @@ class Runtimes:
         self._gates: dict[str, CallGate] = {}
         self._plans: dict[str, PlanBudget] = {}
         self._connectors: dict[str, tuple[int, Connector]] = {}
+        # OAuth apps get their bearer from a TokenSource (integd.oauth_tokens); set by the oauth feature
+        self.token_sources: Callable[[ConnectedApp], Awaitable[TokenSource | None]] | None = None
 
     def plan_for(self, user: str) -> tuple[str, int]:
         usage = self.config.usage
@@ -107,6 +109,10 @@ class Runtimes:
         kwargs: dict[str, Any] = {}
         if self.sleep is not None:
             kwargs["sleep"] = self.sleep
+        if self.token_sources is not None:
+            source = await self.token_sources(app)
+            if source is not None:
+                kwargs["token_source"] = source
         return build_connector(
             app.service, app.credential, app_id=str(app.id), base_url=self.base_url(app),
             transport=self.transport, gate=await self.gate_for(app), retry=self.retry,
