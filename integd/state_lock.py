@@ -3,7 +3,7 @@
 
 So a restore never replaces the store under a live daemon, and a daemon never starts on a half-restored
 directory. ``flock`` locks belong to the open file: the kernel drops them when the process dies, so a crash
-leaves no stale lock to clean up (the file itself stays, holding the last holder's pid for the message).
+leaves no stale lock to clean up. The file stays empty (the holder's pid comes from /proc/locks).
 
 Exceptions::
 
@@ -27,6 +27,19 @@ LOCK_NAME = "integd.lock"
 
 class StateDirInUse(StoreError):
     """Another integd (or a restore) holds the state directory's lock."""
+
+
+def _flock_holder(inode: int) -> str:
+    """The pid holding a flock on ``inode``, from /proc/locks (the file stays empty: starting changes nothing)."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()   # "1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF"
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    return fields[4]
+    except OSError:
+        return "unknown"   # no /proc (or hidden by the sandbox): the message just cannot name the pid
+    return "unknown"
 
 
 class StateLock:
@@ -54,7 +67,7 @@ class StateLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _flock_holder(os.fstat(fd).st_ino)
             os.close(fd)
             raise StateDirInUse(f"state directory {self.path.parent} is in use by another integd process "
                                 f"(pid {holder}): stop it first") from None
@@ -67,8 +80,6 @@ class StateLock:
             # under a unit whose system-call filter refuses chown.)
             st = os.stat(self.path.parent)
             os.fchown(fd, st.st_uid, st.st_gid)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
