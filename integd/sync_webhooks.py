@@ -126,7 +126,8 @@ class WebhookListener:
         started = []
         if event in GITHUB_EVENTS and full_name:
             started = await self.service.trigger("github", full_name, reason=f"webhook:{event}")
-        log.info("webhook.accepted", provider="github", event=event, delivery=delivery[:64], started=len(started))
+        log.info("webhook.accepted", provider="github", github_event=event, delivery=delivery[:64],
+                 started=len(started))
         return web.json_response({"ok": True, "started": started})
 
     async def slack(self, request: web.Request) -> web.Response:
@@ -152,5 +153,6 @@ class WebhookListener:
         channel = event.get("channel") if isinstance(event.get("channel"), str) else None
         started = await self.service.trigger("slack", channel, reason="webhook:" + str(event.get("type"))[:40]) \
             if channel else []
-        log.info("webhook.accepted", provider="slack", event=str(event.get("type"))[:40], started=len(started))
+        log.info("webhook.accepted", provider="slack", slack_event=str(event.get("type"))[:40],
+                 started=len(started))
         return web.json_response({"ok": True, "started": started})
