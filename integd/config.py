@@ -240,6 +240,7 @@ class OAuthProviderConfig(_Strict):
     client_auth: Literal["client_secret_basic", "client_secret_post", "none"] = "client_secret_basic"
     pkce: bool = True
     old_refresh_token_survives_rotation: bool = True
+    rate_limit: RateLimitConfig = RateLimitConfig(per_minute=600, burst=20)   # nothing published: cautious
 
 
 class OAuthConfig(_Strict):

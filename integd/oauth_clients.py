@@ -58,8 +58,8 @@ def generic_provider(name: str, conf: OAuthProviderConfig) -> GenericService:
         scope_separator=conf.scope_separator, client_auth=conf.client_auth, pkce=conf.pkce,
         rotates_refresh_tokens=True, old_refresh_token_survives_rotation=conf.old_refresh_token_survives_rotation)
     return GenericService(name, conf.display_name or name.replace("_", " ").title(), ServiceCategory(conf.category),
-                          conf.api_base_url.rstrip("/"), conf.identity_endpoint, provider, RateLimit(per_minute=600,
-                                                                                                   burst=20))
+                          conf.api_base_url.rstrip("/"), conf.identity_endpoint, provider,
+                          RateLimit(**conf.rate_limit.model_dump()))
 
 
 class ClientRegistry:

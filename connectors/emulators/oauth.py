@@ -157,6 +157,9 @@ class Dialect:
     def revoked(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    def revoke_error(self, request: web.Request, refusal: Refusal) -> web.Response:
+        return self.token_error(request, refusal)
+
     async def revocation_token(self, server: AuthorizationServer, request: web.Request) -> str | None:
         """RFC 7009: client auth, then ``token`` from the form."""
         form = await server.form(request)
@@ -188,6 +191,12 @@ class GitHubDialect(Dialect):
 
     def revoked(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
+
+    def revoke_error(self, request: web.Request, refusal: Refusal) -> web.Response:
+        """The REST API's shape, not the token endpoint's: 401 Bad credentials, 422 bad body."""
+        status = 401 if refusal.error == "invalid_client" else 422
+        return json_response({"message": "Bad credentials" if status == 401 else refusal.description,
+                              "documentation_url": "https://docs.github.com/rest/apps/oauth-applications"}, status)
 
     async def revocation_token(self, server: AuthorizationServer, request: web.Request) -> str | None:
         """DELETE /applications/{client_id}/token, Basic client auth, JSON {"access_token": ...}."""
@@ -479,7 +488,10 @@ class AuthorizationServer:
     # ---- revocation ----------------------------------------------------------------------------
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         self.revocations += 1
-        token = await self.dialect.revocation_token(self, request)
+        try:
+            token = await self.dialect.revocation_token(self, request)
+        except Refusal as refusal:
+            return self.dialect.revoke_error(request, refusal)
         grant = self.grants.get(token or "")
         if grant is not None:
             self.revoke_grant(grant)
