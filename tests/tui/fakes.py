@@ -98,7 +98,7 @@ class FakeDaemon:
         if method == "daemon.status":
             return {"version": "0.1.0", "uptime": 3725.0, "by_status": {}, "last_event_seq": self.last_seq}
         if method == "apps.list":
-            return [copy.deepcopy(a) for a in self.apps.values()]
+            return [dict(a) for a in self.apps.values()]  # shallow: the dashboard never mutates nested values
         if method == "services.list":
             return copy.deepcopy(SERVICES)
         if method == "events.list":
