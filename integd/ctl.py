@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Feature modules' subcommands. Each module defines add_parsers(subparsers) and
 # plan(args) -> (method, params, render) | None (None: not one of its commands); see integd/ctl_*.py.
-FEATURES: tuple[str, ...] = ("integd.ctl_sinks",)
+FEATURES: tuple[str, ...] = ("integd.ctl_sinks", "integd.ctl_sync")
 
 
 def _features() -> list[Any]:
