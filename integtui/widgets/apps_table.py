@@ -45,8 +45,8 @@ class AppsTable(DataTable):
     # DataTable keys its row-order and y-offset caches on a counter that every update_cell bumps, so each cell
     # update made the next frame walk all 10,000 rows (twice). Rows all have height 1 here and their order only
     # changes when rows are added, removed, cleared or sorted, so those two caches are keyed on a counter that
-    # only those bump. Measured with bench/bench_tui.py: event-loop lag p99 went from ~280 ms to the figure in
-    # the report. Cell contents still invalidate the render caches as usual.
+    # only those bump. At 10k rows that took the two lookups after a cell update from ~45 ms to ~0 (measured
+    # headless). Cell contents still invalidate DataTable's render caches as usual (the visible rows re-render).
     def _relayout(self) -> None:
         self._row_layout_version += 1
         self._row_layout_cache.clear()
