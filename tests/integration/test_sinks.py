@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -256,5 +257,25 @@ async def test_integctl_sinks_list_and_replay(short_dir: Path, receiver: Receive
                                              f"{status['cursor']} event(s) to deliver again")
         code, _, err = await ctl(d, "sinks", "replay", "nope", "--after", "0")
         assert code == 1 and "(code -32011)" in err
+    finally:
+        await d.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to call as another uid")
+async def test_ordinary_users_may_neither_list_sinks_nor_replay(short_dir: Path, receiver: Receiver) -> None:
+    from integd.config import DaemonConfig
+    from tests.peer import call_as
+    secret = short_dir / "sink.secret"
+    secret.write_bytes(SECRET)
+    cfg = Config(daemon=DaemonConfig(socket_mode=0o666),
+                 sinks={"platform": SinkConfig(url=receiver.url, secret_file=secret)})
+    d = make_daemon(short_dir / "state", short_dir / "d.sock", cfg)
+    d.sink_policy = FAST
+    await d.start()
+    try:
+        for method, params in (("events.sinks", {}), ("events.replay", {"sink": "platform", "after": 0})):
+            reply = await call_as(65534, 65534, str(d.paths.socket), method, params)
+            assert reply["error"]["code"] == -32002, reply
+            assert receiver.url not in json.dumps(reply)
     finally:
         await d.stop()
