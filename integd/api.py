@@ -254,7 +254,9 @@ class DisconnectParams(AppRef):
 
 
 class EventsListParams(ActingParams):
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, description="Only events with a larger sequence number.")
+    before: int | None = Field(None, ge=1, description="Only events with a smaller sequence number.")
+    order: Literal["asc", "desc"] = Field("asc", description="desc: newest first (e.g. an app's latest events).")
     limit: int = Field(100, ge=1, le=1000)
     types: list[str] | None = None
     app_id: str | None = None

@@ -150,9 +150,10 @@ def register(reg: MethodRegistry, d: Daemon) -> None:  # noqa: C901 - one flat l
             app_ids = sorted(visible if p.app_id is None else visible & {p.app_id})
         elif p.app_id is not None:
             app_ids = [p.app_id]
-        events = await d.store.events_after(p.after, limit=p.limit, types=p.types, app_ids=app_ids)
+        events = await d.store.events_after(p.after, limit=p.limit, types=p.types, app_ids=app_ids,
+                                            before=p.before, newest_first=p.order == "desc")
         return {"events": [e.as_dict() for e in events],
-                "last_seq": events[-1].seq if events else max(p.after, 0)}
+                "last_seq": max((e.seq for e in events), default=p.after)}
 
     @reg.method("events.subscribe", api.SubscribeParams, api.SubscribeResult,
                 summary="WebSocket only: receive each event as it is committed (notification 'event').",

@@ -317,8 +317,12 @@ class AppStore(_Reads):
         return [dict(r) | {"ok": bool(r["ok"])} for r in reversed(rows)]
 
     async def events_after(self, after: int, *, limit: int = 100, types: Sequence[str] | None = None,
-                           app_ids: Sequence[str] | None = None) -> list[StoredEvent]:
+                           app_ids: Sequence[str] | None = None, before: int | None = None,
+                           newest_first: bool = False) -> list[StoredEvent]:
         where, args = ["seq > ?"], [after]
+        if before is not None:
+            where.append("seq < ?")
+            args.append(before)
         if types:
             where.append(f"type IN ({', '.join('?' * len(types))})")
             args.extend(types)
@@ -328,8 +332,9 @@ class AppStore(_Reads):
             where.append(f"app_id IN ({', '.join('?' * len(app_ids))})")
             args.extend(app_ids)
         async with self.db.read() as conn:
-            async with conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
-                                    (*args, limit)) as cur:
+            order = "DESC" if newest_first else "ASC"
+            async with conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq {order} "
+                                    "LIMIT ?", (*args, limit)) as cur:
                 return [_event_row(r) for r in await cur.fetchall()]
 
     async def last_event_seq(self) -> int:

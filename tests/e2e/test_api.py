@@ -285,3 +285,15 @@ async def test_each_completed_check_reaches_subscribers_live(daemon, client, emu
     assert params["app"]["id"] == app["id"] and params["result"]["ok"] is True
     assert params["app"]["last_check_at"] == params["result"]["checked_at"]
     assert params["result"]["latency"] == check["latency"]
+
+
+async def test_events_newest_first_for_an_apps_latest(client, emulators):
+    a = await connect(client, emulators, "github")
+    await client.call("apps.configure", {"app_id": a["id"], "name": "one"})
+    await client.call("apps.configure", {"app_id": a["id"], "name": "two"})
+    latest = await client.call("events.list", {"app_id": a["id"], "order": "desc", "limit": 2})
+    seqs = [e["seq"] for e in latest["events"]]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == 2
+    assert latest["events"][0]["payload"]["changes"] == {"name": "two"}
+    older = await client.call("events.list", {"app_id": a["id"], "order": "desc", "before": seqs[-1]})
+    assert all(e["seq"] < seqs[-1] for e in older["events"]) and older["events"]
