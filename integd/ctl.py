@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from integd import ctl_oauth
 from integd.client import DaemonUnavailable, IntegdClient, IntegdSession, RpcCallError, default_socket_path
 
 Render = Callable[[Any], str]
@@ -102,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("services", help="the service catalogue")
     s.add_argument("--category")
     apps = sub.add_parser("apps", help="connected apps").add_subparsers(dest="apps_cmd", required=True)
-    c = apps.add_parser("connect", help="connect a service with an API key")
+    c = apps.add_parser("connect", help="connect a service with an API key (or --oauth)")
     c.add_argument("service")
-    c.add_argument("--api-key-file", required=True, help="file holding the key, or - for standard input")
+    c.add_argument("--api-key-file", help="file holding the key, or - for standard input (required without --oauth)")
+    ctl_oauth.add_connect_args(c)
     c.add_argument("--name"); c.add_argument("--base-url")
     c.add_argument("--timeout", type=float); c.add_argument("--check-interval", type=float)
     _limit_args(c)
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Feature modules' subcommands. Each module defines add_parsers(subparsers) and
 # plan(args) -> (method, params, render) | None (None: not one of its commands); see integd/ctl_*.py.
-FEATURES: tuple[str, ...] = ("integd.ctl_sinks", "integd.ctl_sync")
+FEATURES: tuple[str, ...] = ("integd.ctl_sinks", "integd.ctl_sync", "integd.ctl_oauth")
 
 
 def _features() -> list[Any]:
@@ -187,6 +189,8 @@ def plan(a: argparse.Namespace) -> tuple[str, dict[str, Any] | list[Any] | None,
     c = a.apps_cmd
     ref = {"app_id": getattr(a, "app_id", None), **who}
     if c == "connect":
+        if a.api_key_file is None:
+            raise SystemExit("integctl: apps connect needs --api-key-file (or --oauth)")
         return "apps.connect", _compact({"service": a.service, "api_key": _read_key(a.api_key_file),
                                          "name": a.name, "base_url": a.base_url, "timeout": a.timeout,
                                          "check_interval": a.check_interval, "rate_limit": _limits(a),
@@ -231,6 +235,8 @@ def plan(a: argparse.Namespace) -> tuple[str, dict[str, Any] | list[Any] | None,
 async def run(a: argparse.Namespace) -> int:
     if a.cmd == "events":
         return await _events(a)
+    if a.cmd == "apps" and a.apps_cmd == "connect" and a.oauth:
+        return await ctl_oauth.connect(a)
     method, params, render = plan(a)
     async with IntegdClient(a.socket) as client:
         result = await client.call(method, params)
