@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.base import AccountIdentity
 from connectors.catalogue import SERVICES
-from connectors.google import google_oauth, GoogleConnector
+from connectors.google import GoogleConnector, google_oauth
 
 SCOPES = {
     "readonly": "https://www.googleapis.com/auth/gmail.readonly",
@@ -29,7 +29,7 @@ SCOPES = {
     "full": "https://mail.google.com/",
 }
 
-OAUTH = google_oauth('gmail', (SCOPES["readonly"], SCOPES["send"]))
+OAUTH = google_oauth("gmail", (SCOPES["readonly"], SCOPES["send"]))
 
 
 class GmailConnector(GoogleConnector):

@@ -31,7 +31,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import AccountIdentity, ApiRequest, ApiResponse, Connector, RateSignal
+from connectors.base import ApiRequest, ApiResponse, Connector, RateSignal
 from connectors.http import parse_retry_after
 from connectors.oauth.provider import OAuthProvider
 from domain.errors import IntegrationError, IntegrationFailure

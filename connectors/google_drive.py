@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import AccountIdentity
 from connectors.catalogue import SERVICES
-from connectors.google import google_oauth, GoogleConnector
+from connectors.google import GoogleConnector, google_oauth
 
 SCOPES = {
     "readonly": "https://www.googleapis.com/auth/drive.readonly",
@@ -26,7 +26,7 @@ SCOPES = {
     "full": "https://www.googleapis.com/auth/drive",
 }
 
-OAUTH = google_oauth('google_drive', (SCOPES["readonly"], SCOPES["file"]))
+OAUTH = google_oauth("google_drive", (SCOPES["readonly"], SCOPES["file"]))
 
 
 class GoogleDriveConnector(GoogleConnector):

@@ -18,12 +18,12 @@ from typing import Any
 
 from connectors.base import AccountIdentity
 from connectors.catalogue import SERVICES
-from connectors.graph import microsoft_oauth, GraphConnector, user_identity
+from connectors.graph import GraphConnector, microsoft_oauth, user_identity
 from domain.errors import IntegrationError
 
 SCOPES = ("Files.Read", "Files.ReadWrite", "Files.Read.All", "User.Read", "offline_access")
 
-OAUTH = microsoft_oauth('onedrive', ("User.Read", "Files.ReadWrite"))
+OAUTH = microsoft_oauth("onedrive", ("User.Read", "Files.ReadWrite"))
 
 
 class OneDriveConnector(GraphConnector):

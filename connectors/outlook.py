@@ -11,11 +11,11 @@ Identity ``GET /me``. Mail lists (``/me/messages``, ``/me/mailFolders/{id}/messa
 from __future__ import annotations
 
 from connectors.catalogue import SERVICES
-from connectors.graph import microsoft_oauth, GraphConnector
+from connectors.graph import GraphConnector, microsoft_oauth
 
 SCOPES = ("Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite", "Mail.Send", "User.Read", "offline_access")
 
-OAUTH = microsoft_oauth('outlook', ("User.Read", "Mail.Read", "Mail.Send"))
+OAUTH = microsoft_oauth("outlook", ("User.Read", "Mail.Read", "Mail.Send"))
 
 
 class OutlookConnector(GraphConnector):

@@ -12,12 +12,13 @@ posting is ``POST /teams/{id}/channels/{channel}/messages`` with ``{"body": {"co
 from __future__ import annotations
 
 from connectors.catalogue import SERVICES
-from connectors.graph import microsoft_oauth, GraphConnector
+from connectors.graph import GraphConnector, microsoft_oauth
 
 SCOPES = ("Team.ReadBasic.All", "Channel.ReadBasic.All", "ChannelMessage.Read.All", "ChannelMessage.Send",
           "Chat.Read", "User.Read", "offline_access")
 
-OAUTH = microsoft_oauth('teams', ("User.Read", "Team.ReadBasic.All", "Channel.ReadBasic.All", "ChannelMessage.Read.All", "ChannelMessage.Send"))
+OAUTH = microsoft_oauth("teams", ("User.Read", "Team.ReadBasic.All", "Channel.ReadBasic.All",
+                                  "ChannelMessage.Read.All", "ChannelMessage.Send"))
 
 
 class TeamsConnector(GraphConnector):

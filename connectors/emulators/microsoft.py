@@ -239,6 +239,8 @@ def generate(seed: int, user: User, opts: GraphOptions) -> Tenant:
                 chat_message(user, team_id, cid, (DATA_EPOCH + m * HOUR + rng.randrange(HOUR)) * 1000 + c,
                              f"<p>{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} #{m}</p>")
                 for m in range(opts.messages_per_channel)]
+            for msg in world.channel_messages[cid]:
+                world.record("chatMessages", msg["id"], "created", int(msg["id"]) / 1000)
         world.channels[team_id] = channels
     return world
 
@@ -405,8 +407,8 @@ class GraphEmulator(Emulator):
         except ValueError:
             value = None
         if not isinstance(value, dict):
-            raise Reply(self.error(400, "BadRequest", "Unable to read JSON request payload. Please ensure "
-                                                      "Content-Type header is set and payload is of valid JSON format."))
+            raise Reply(self.error(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-"
+                                                      "Type header is set and payload is of valid JSON format."))
         return value
 
     async def send_mail(self, call: Call) -> web.StreamResponse:

@@ -144,8 +144,8 @@ class ServiceContract:
 
     async def test_a_token_issued_by_the_authorization_server_validates(self, env: Env) -> None:
         tokens = await env.consent()
-        assert tokens.refresh_token and tokens.expires_at == pytest.approx(env.clock.time()
-                                                                           + env.emu.oauth.options.access_token_lifetime)
+        lifetime = env.emu.oauth.options.access_token_lifetime
+        assert tokens.refresh_token and tokens.expires_at == pytest.approx(env.clock.time() + lifetime)
         identity = await env.connector(tokens.access_token).authenticate()
         same_user = await env.connector(GOOD).authenticate()
         assert identity.account_id and identity.display and tokens.access_token not in repr(identity)

@@ -161,7 +161,8 @@ async def test_teams_and_drive_permissions_and_shapes(graph) -> None:
     emu.add_token("eyJ0.user-read-only", scopes=["User.Read"])
     narrow = {"Authorization": "Bearer eyJ0.user-read-only"}
     status, _, denied = await get(http, "/v1.0/me/joinedTeams", headers=narrow)
-    assert status == 403 and denied["error"]["code"] == "Forbidden" and "Team.ReadBasic.All" in denied["error"]["message"]
+    assert status == 403 and denied["error"]["code"] == "Forbidden"
+    assert "Team.ReadBasic.All" in denied["error"]["message"]
     status, _, denied = await get(http, "/v1.0/me/drive", headers=narrow)
     assert status == 403 and denied["error"]["code"] == "accessDenied"
     status, _, drive = await get(http, "/v1.0/me/drive")
