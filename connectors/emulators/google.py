@@ -34,8 +34,8 @@ Errors: `{"error": {"code", "message", "errors": [{"message", "domain", "reason"
 from __future__ import annotations
 
 import base64
-import binascii
 import email
+import email.errors
 import email.policy
 import hashlib
 import json
@@ -535,9 +535,12 @@ class GoogleEmulator(Emulator):
         try:
             parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
                                               policy=email.policy.default)
-        except (binascii.Error, ValueError):
+            to, subject = str(parsed.get("To") or ""), str(parsed.get("Subject") or "")
+            plain = parsed.get_body(("plain",))
+            text = str(plain.get_content()) if plain is not None else ""
+        except (ValueError, LookupError, email.errors.MessageError):   # binascii.Error is a ValueError
             raise Reply(google_error(400, "Invalid value for ByteString", "invalidArgument")) from None
-        if not parsed.get("To"):
+        if not to:
             raise Reply(google_error(400, "Invalid To header", "invalidArgument"))
         account = self.account(call)
         box = self.mailbox(account)
@@ -546,8 +549,7 @@ class GoogleEmulator(Emulator):
         msg = Message(google_id("sent", account.email, number, now, length=16).lower(),
                       thread if isinstance(thread, str) and thread else google_id("t", account.email, number,
                                                                                    length=16).lower(),
-                      now * 1000, 0, ["SENT"], account.email, str(parsed["To"]), str(parsed.get("Subject", "")),
-                      str(parsed.get_body(("plain",)).get_content() if parsed.get_body(("plain",)) else ""))
+                      now * 1000, 0, ["SENT"], account.email, to, subject, text)
         box.messages.append(msg)
         box.record("messageAdded", msg)
         return json_response({"id": msg.id, "threadId": msg.thread_id, "labelIds": msg.labels})

@@ -415,7 +415,8 @@ class GraphEmulator(Emulator):
         body = await self._json(call)
         message = body.get("message")
         recipients = message.get("toRecipients") if isinstance(message, dict) else None
-        addresses = [r.get("emailAddress", {}).get("address") for r in recipients or [] if isinstance(r, dict)]
+        addresses = [r["emailAddress"].get("address") if isinstance(r, dict) and isinstance(r.get("emailAddress"), dict)
+                     else None for r in (recipients if isinstance(recipients, list) else [])]
         if not addresses or not all(isinstance(a, str) and "@" in a for a in addresses):
             raise Reply(self.error(400, "ErrorInvalidRecipients", "At least one recipient is not valid."))
         world = self.world(call)
