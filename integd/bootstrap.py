@@ -200,6 +200,8 @@ class Daemon:
                        "checked_at": result.checked_at, "message": result.message}})
 
     def _limiter_exhausted(self, app_id: str, window: str, retry_after: float) -> None:
+        if window == "provider":
+            return      # the provider's own refusal was already recorded (app rate_limited + its event)
         self.spawn(self.usecases.record_limiter_exhausted(app_id, window, retry_after),
                    name=f"limiter-event:{app_id}")
 
