@@ -11,6 +11,14 @@ endpoints at the same origin, so `OAUTH.with_auth_base(emu.origin)` points at th
 stand behind a Gmail and a Drive app of the same Google account. Paths in `hits()` and the request log are
 full paths (`/gmail/v1/users/me/profile`).
 
+OAuth (the shared `AuthorizationServer` in Google's shapes; register a client with
+`emu.oauth.register_client(id, secret, [redirect])`): `GET /o/oauth2/v2/auth`, `POST /token` (access tokens
+`ya29.…` for 3599 s; no rotation: a refresh answer has no `refresh_token`; a dead refresh token is
+`invalid_grant` "Token has been expired or revoked."), `POST /revoke` (token in the query or the form, no
+client authentication, 400 invalid_token for an unknown one), `POST /device/code` (the device grant; Google's
+limit to a few non-Gmail scopes is not enforced), `GET /tokeninfo?access_token=`, `GET /v1/userinfo` and
+`/oauth2/v3/userinfo`.
+
 Auth `Authorization: Bearer <t>`; a token's account derives from the grant's subject (OAuth-issued tokens)
 or from the token itself. Scopes are checked per endpoint (403 insufficientPermissions). Quotas are
 Google's: units per user per minute with the documented per-method costs (getProfile and labels 1,

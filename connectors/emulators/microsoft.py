@@ -8,7 +8,11 @@ One class serves all of Graph; the registry keys only name whose limits apply by
     EMULATORS["teams"]    -> TeamsEmulator      30 requests per second ("other GET", per app per tenant)
 
 Base URL `http://127.0.0.1:PORT/v1.0`. The OAuth endpoints (`/{tenant}/oauth2/v2.0/authorize|token|devicecode`)
-are added by `mount()` at the same origin, so `OAUTH.for_tenant(t).with_auth_base(emu.origin)` points at them.
+are added by `mount()` at the same origin, so `OAUTH.for_tenant(t).with_auth_base(emu.origin)` points at them:
+any tenant is accepted; access tokens live 4,500 s (the 75-minute average of Entra's random 60-90); refresh
+tokens rotate and the old one keeps working; errors carry AADSTS codes; there is no revocation endpoint, and
+`POST /v1.0/me/revokeSignInSessions` kills every grant of the user. Not emulated: Outlook's 4 concurrent
+requests per mailbox, and `authorization_declined` (the shared server answers RFC 8628's `access_denied`).
 Auth `Authorization: Bearer <t>`; the user derives from the grant's subject (OAuth-issued tokens) or the
 token. Permissions are checked per endpoint group (403 ErrorAccessDenied / accessDenied / Forbidden).
 
