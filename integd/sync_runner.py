@@ -205,9 +205,7 @@ class SyncRunner:
                                                            now=now)
                     if page.done and full_pass:
                         counts.deleted += await self.records.sweep(tx.conn, job, full_pass, now=now)
-                    fresh = await self.records.job_in(tx.conn, job.id)
-                    fresh.cursor = page.cursor
-                    await self.records.save_job(tx, fresh)
+                    await self.records.save_cursor(tx.conn, job.id, page.cursor, now=now)
                 run.counts.add(counts)
             else:
                 run.counts.pages += 1

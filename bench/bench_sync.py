@@ -1,0 +1,198 @@
+"""Benchmark of data synchronisation (issue 6): initial sync, delta sync and peak memory.
+
+    .venv/bin/python -m bench.bench_sync [--records 100000] [--memory 10000,50000]
+
+* Initial sync of N GitHub issues (pages of 100, no added latency) through the real daemon (RPC ``sync.run``,
+  connector, stream, records store), in records/s, and as a ratio to a plain aiosqlite ``executemany`` of the
+  same rows in the same run: the same 100-row batches each in its own committed transaction (the sync's
+  durability), and, for reference, all rows in one transaction.
+* A delta sync of 100 issues edited upstream against the store of N.
+* Peak memory (tracemalloc) of an initial sync at two sizes: it should be flat, not grow with N.
+
+The emulator runs in its own process (so its memory and CPU are not the daemon's) and renders every issue once
+before the clock starts (it caches each issue's JSON: a provider's own response time is not ours to measure).
+The app's rate-limit gate is taken out of the path: GitHub's published 900 requests/min would otherwise be the
+whole measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiosqlite
+
+from connectors.factory import build_connector
+from integd.bootstrap import Daemon
+from integd.client import IntegdClient
+from integd.config import Config, Paths
+from integd.store.sync_schema import SYNC_MIGRATION_SQL
+
+TOKEN = "ghp_benchToken0000000000000000000000001"
+
+
+class EmulatorProcess:
+    async def start(self) -> str:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "connectors.emulators", "github", "--token", TOKEN, "--seed", "5",
+            "--rate-limit", "1000000", "--rate-window", "3600", stdout=asyncio.subprocess.PIPE)
+        assert self.proc.stdout
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), 20)).decode()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        if not found:
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        self.base = found.group(1)
+        return self.base
+
+    async def stop(self) -> None:
+        self.proc.terminate()
+        await self.proc.wait()
+
+
+async def prepare_repo(http: aiohttp.ClientSession, base: str, issues: int, index: int) -> str:
+    """Size the next generated repository and make the emulator generate it before anything is timed."""
+    async with http.post(base + "/_emulator/options", json={"issues_per_repo": issues, "issue_interval": 60}) as r:
+        r.raise_for_status()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with http.get(base + "/user/repos", params={"per_page": 100}, headers=headers) as r:
+        repos = [x["full_name"] for x in await r.json() if not x["private"]]
+    name = repos[index]
+    for page in range(1, issues // 100 + 2):      # the emulator renders each issue once and caches its JSON
+        async with http.get(f"{base}/repos/{name}/issues", headers=headers, params={
+                "per_page": 100, "page": page, "state": "all", "sort": "updated", "direction": "asc"}) as r:
+            r.raise_for_status()
+    return name
+
+
+async def unthrottled(daemon: Daemon, app_id: str) -> None:
+    """Replace the app's cached connector by one without a rate-limit gate (see the module docstring)."""
+    app = await daemon.store.find_by_id(app_id, with_credentials=True)
+    assert app is not None
+    connector = build_connector(app.service, app.credential, app_id=app_id, base_url=daemon.runtimes.base_url(app),
+                                transport=daemon.transport, gate=None, retry=daemon.runtimes.retry,
+                                timeout=60.0, clock=daemon.clock)
+    daemon.runtimes._connectors[app_id] = (app.version, connector)
+
+
+async def sync_once(client: IntegdClient, daemon: Daemon, app_id: str, repo: str) -> tuple[str, float, dict]:
+    await unthrottled(daemon, app_id)
+    job = await client.call("sync.create", {"app_id": app_id, "stream": "issues", "resource": repo,
+                                            "batch_size": 100})
+    started = time.perf_counter()
+    done = (await client.call("sync.run", {"job_id": job["id"], "wait": True}))["job"]
+    elapsed = time.perf_counter() - started
+    assert done["state"] == "idle", done["last_error"]
+    return job["id"], elapsed, done["last_counts"]
+
+
+async def baseline(rows: list[tuple[Any, ...]], folder: Path) -> tuple[float, float]:
+    """A plain aiosqlite executemany of the same rows: in 100-row committed batches, and in one transaction."""
+    times = []
+    for name, batch in (("batched.db", 100), ("single.db", len(rows))):
+        async with aiosqlite.connect(folder / name, isolation_level=None) as db:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.executescript("CREATE TABLE apps (id TEXT PRIMARY KEY);" + SYNC_MIGRATION_SQL.replace(
+                "REFERENCES apps(id) ON DELETE CASCADE", "").replace("REFERENCES sync_jobs(id) ON DELETE CASCADE", ""))
+            started = time.perf_counter()
+            for i in range(0, len(rows), batch):
+                await db.execute("BEGIN IMMEDIATE")
+                await db.executemany(
+                    "INSERT INTO records (job_id, remote_id, app_id, stream, data, remote_modified, local_modified, "
+                    "content_hash, deleted, version, dirty, base_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows[i:i + batch])
+                await db.execute("COMMIT")
+            times.append(time.perf_counter() - started)
+    return times[0], times[1]
+
+
+async def stored_rows(daemon: Daemon, job_id: str) -> list[tuple[Any, ...]]:
+    async with daemon.db.read() as conn:
+        return list(await conn.execute_fetchall(
+            "SELECT job_id, remote_id, app_id, stream, data, remote_modified, local_modified, content_hash, deleted, "
+            "version, dirty, base_modified FROM records WHERE job_id = ?", (job_id,)))
+
+
+async def edit_upstream(http: aiohttp.ClientSession, base: str, repo: str, count: int) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for number in range(1, count + 1):
+        async with http.patch(f"{base}/repos/{repo}/issues/{number * 7}", json={"title": f"edited {number}"},
+                              headers=headers) as r:
+            r.raise_for_status()
+
+
+async def daemon_in(folder: Path) -> Daemon:
+    folder.mkdir(parents=True)
+    daemon = Daemon(Config(), Paths(state_dir=folder / "state", socket=folder / "d.sock", config_file=None))
+    await daemon.start()
+    return daemon
+
+
+async def main(records: int, memory_sizes: list[int]) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="integd-bench-", dir="/tmp"))
+    emu = EmulatorProcess()
+    base = await emu.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            repo = await prepare_repo(http, base, records, 0)
+            daemon = await daemon_in(folder / "speed")
+            try:
+                async with IntegdClient(str(daemon.paths.socket)) as client:
+                    app = await client.call("apps.connect", {"service": "github", "api_key": TOKEN, "base_url": base})
+                    job_id, elapsed, counts = await sync_once(client, daemon, app["id"], repo)
+                    rows = await stored_rows(daemon, job_id)
+                    batched, single = await baseline(rows, folder)
+                    rate = records / elapsed
+                    print(f"initial sync: {counts['created']:,} records in {elapsed:.2f} s = {rate:,.0f} records/s "
+                          f"({counts['pages']} pages)")
+                    print(f"plain executemany, 100-row committed batches: {batched:.2f} s = {records / batched:,.0f} "
+                          f"rows/s -> ratio {batched / elapsed:.3f}")
+                    print(f"plain executemany, one transaction: {single:.2f} s = {records / single:,.0f} rows/s "
+                          f"-> ratio {single / elapsed:.3f}")
+                    await edit_upstream(http, base, repo, 100)
+                    started = time.perf_counter()
+                    delta = (await client.call("sync.run", {"job_id": job_id, "wait": True}))["job"]
+                    took = time.perf_counter() - started
+                    print(f"delta sync of 100 changes against {records:,}: {took * 1000:.0f} ms "
+                          f"(updated {delta['last_counts']['updated']}, pages {delta['last_counts']['pages']})")
+            finally:
+                await daemon.stop()
+            for index, size in enumerate(memory_sizes, start=1):
+                repo = await prepare_repo(http, base, size, index)
+                daemon = await daemon_in(folder / f"memory-{size}")
+                try:
+                    async with IntegdClient(str(daemon.paths.socket)) as client:
+                        app = await client.call("apps.connect", {"service": "github", "api_key": TOKEN,
+                                                                 "base_url": base})
+                        tracemalloc.start()
+                        tracemalloc.reset_peak()
+                        before = tracemalloc.get_traced_memory()[0]
+                        _, elapsed, counts = await sync_once(client, daemon, app["id"], repo)
+                        peak = tracemalloc.get_traced_memory()[1] - before
+                        tracemalloc.stop()
+                        print(f"peak memory of an initial sync of {counts['created']:,} records: "
+                              f"{peak / 1e6:.1f} MB above the start (traced run: {elapsed:.1f} s)")
+                finally:
+                    await daemon.stop()
+    finally:
+        await emu.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--memory", default="10000,50000", help="sizes for the peak-memory runs")
+    args = ap.parse_args()
+    os.environ.setdefault("INTEGD_LOG_LEVEL", "warning")
+    asyncio.run(main(args.records, [int(x) for x in args.memory.split(",") if x]))
