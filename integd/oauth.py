@@ -67,7 +67,7 @@ class OAuthFeature:
         app = ConnectedApp.initiate(IntegrationId.generate(), flow.owner, flow.service, now=now, name=flow.name,
                                     integration=integration_for(self, flow.service, tokens.scopes or flow.scopes,
                                                                 flow.base_url))
-        app.authorize(with_tenant(credential_from(tokens), flow.tenant), now=now)
+        app.authorize(with_tenant(credential_from(tokens, now=now), flow.tenant), now=now)
         app_id = str(app.id)
         try:
             identity = await (await d.runtimes.build(app)).authenticate()
@@ -103,7 +103,7 @@ class OAuthFeature:
             if token is None or resolved.provider.revocation_style in ("github", "slack"):
                 token, hint = cred.secrets["access_token"], "access_token"
             ok = await client.revoke(token, hint)   # type: ignore[arg-type]
-        except (IntegrationFailure, Exception) as exc:   # reported, never fatal: the local delete must happen
+        except Exception as exc:   # reported in the result, never fatal: the local delete must happen
             message = str(exc) if isinstance(exc, IntegrationFailure) else type(exc).__name__
             log.warning("oauth.revoke_failed", app_id=str(app.id), service=app.service, error=message)
             return {"revoked": False, "error": message[:300]}

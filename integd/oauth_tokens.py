@@ -58,10 +58,16 @@ LOST_ROTATION = ("the provider refused the stored refresh token (invalid_grant) 
                  "refresh token when it issues a new one, so the grant is gone: reconnect the app")
 
 
-def credential_from(tokens: TokenSet, previous: ApiCredential | None = None) -> ApiCredential:
-    """The stored credential for a token response; a response without a refresh token keeps the old one."""
+def credential_from(tokens: TokenSet, previous: ApiCredential | None = None, *,
+                    now: float | None = None) -> ApiCredential:
+    """The stored credential for a token response; a response without a refresh token keeps the old one.
+
+    ``obtained_at`` (non-secret) lets the refresh margin shrink for short-lived tokens (see AppTokens).
+    """
     refresh = tokens.refresh_token or (previous.secrets.get("refresh_token") if previous else None)
     attrs = dict(previous.attributes) if previous else {}
+    if now is not None:
+        attrs["obtained_at"] = now
     attrs.pop("expires_at", None)
     attrs.pop("scopes", None)
     attrs.pop("token_type", None)
@@ -111,8 +117,15 @@ class AppTokens:
         now = self.manager.clock.time()
         if now >= expires - EXPIRY_SKEW:
             await self._shared_refresh(now)
-        elif now >= expires - self.manager.margin and now >= self._retry_at:
+        elif now >= expires - self._margin(expires) and now >= self._retry_at:
             self._start()
+
+    def _margin(self, expires: float) -> float:
+        """The configured margin, but at most half the token's lifetime (no refresh storm for short tokens)."""
+        obtained = self._credential.attributes.get("obtained_at")
+        if isinstance(obtained, (int, float)) and expires > obtained:
+            return min(self.manager.margin, (expires - obtained) / 2)
+        return self.manager.margin
 
     async def on_unauthorized(self, generation: int) -> bool:
         if self._dead is not None:
@@ -166,7 +179,7 @@ class AppTokens:
             raise
         if os.environ.get(CRASH_HOOK) == "1":
             os._exit(137)     # fault injection: the token answer is lost before the commit (kill -9 test)
-        credential = credential_from(tokens, self._credential)
+        credential = credential_from(tokens, self._credential, now=m.clock.time())
         await m.commit(self.app_id, credential)
         self._credential = credential
         self._generation += 1
