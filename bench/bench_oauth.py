@@ -6,8 +6,7 @@ W workers call apps.request GET /user over the Unix socket for D seconds. In the
 lives D seconds; the refresh margin (60 s) is capped at half a token's lifetime, so the proactive refresh starts
 half-way through the run, in the background while the calls go on (the next one would land after the end); the
 emulator's token counter proves it happened. Environment: BENCH_SECONDS (default and minimum 12), BENCH_WORKERS
-(default 32), BENCH_ROUNDS
-(default 3). Rounds alternate the two runs; the ratio reported is the median of the paired rounds' ratios (the
+(default 32), BENCH_ROUNDS (default 3). Rounds alternate the two runs; the ratio reported is the median of the paired rounds' ratios (the
 machine may be shared: a single pair is noisy), with the best-of-each ratio beside it.
 """
 
