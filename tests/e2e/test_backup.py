@@ -15,7 +15,7 @@ from integd.client import IntegdClient
 from tests.conftest import TOKENS, connect, make_daemon
 from tests.e2e.test_process import DaemonProcess
 
-APPS = 16
+APPS = 8
 
 
 async def integd(*args: str) -> tuple[int, str, str]:
@@ -47,31 +47,36 @@ async def test_backup_while_busy_restore_refused_while_running_then_restored(sho
     await proc.start()
     try:
         async with IntegdClient(str(proc.sock)) as client:
+            backed_up = asyncio.Event()
+
             async def write() -> list[str]:
-                ids = []
-                for i in range(APPS):
-                    app = await connect(client, emulators, "github" if i % 2 else "slack", name=f"app {i}")
-                    await client.call("apps.configure", {"app_id": app["id"], "name": f"app {i} renamed"})
-                    ids.append(app["id"])
+                """Connect APPS apps, then keep renaming them (an event per commit) until the backup is done."""
+                ids: list[str] = []
+                renames = 0
+                while not backed_up.is_set() or len(ids) < APPS:
+                    if len(ids) < APPS:
+                        i = len(ids)
+                        app = await connect(client, emulators, "github" if i % 2 else "slack", name=f"app {i}")
+                        ids.append(app["id"])
+                    renames += 1
+                    await client.call("apps.configure", {"app_id": ids[renames % len(ids)],
+                                                         "name": f"rename {renames}"})
                 return ids
 
             writer = asyncio.create_task(write())
-            copies = []
-            while (not writer.done() and len(copies) < 2) or not copies:
-                copy = short_dir / f"busy-{len(copies)}.db"
-                code, out, err = await integd("--state-dir", str(state), "backup", str(copy))
-                assert code == 0, err
-                assert "backup written to" in out and "integrity ok" in out and "master key is NOT" in out
-                copies.append(copy)
+            busy = short_dir / "busy.db"
+            code, out, err = await integd("--state-dir", str(state), "backup", str(busy))
+            backed_up.set()
+            assert code == 0, err
+            assert "backup written to" in out and "integrity ok" in out and "master key is NOT" in out
+            assert not writer.done(), "the daemon was writing throughout the backup"
             ids = await writer
-            for copy in copies:
-                assert oct(copy.stat().st_mode & 0o777) == "0o600"
-                apps, _ = consistent(copy)
-                assert 0 <= apps <= APPS
+            assert oct(busy.stat().st_mode & 0o777) == "0o600"
+            assert consistent(busy)[0] <= len(ids)
 
             final = short_dir / "final.db"
             assert (await integd("--state-dir", str(state), "backup", str(final)))[0] == 0
-            assert consistent(final)[0] == APPS
+            assert consistent(final)[0] == len(ids)
 
         before = (state / "integd.db").stat().st_ino
         code, _, err = await integd("--state-dir", str(state), "restore", str(final))
@@ -98,9 +103,9 @@ async def test_backup_while_busy_restore_refused_while_running_then_restored(sho
         await d.stop()
 
     # Restoring over an existing store keeps the old one beside it.
-    again = restore(copies[0], other)
+    again = restore(busy, other)
     kept = sorted(other.glob("integd.db.bak-*"))
     assert len(kept) == 1 and str(kept[0]) == again["previous"]
-    assert consistent(kept[0], sealed=False)[0] == APPS
-    assert consistent(other / "integd.db")[0] == consistent(copies[0])[0]
+    assert consistent(kept[0], sealed=False)[0] == len(ids)
+    assert consistent(other / "integd.db")[0] == consistent(busy)[0]
     assert TOKENS["github"] not in (other / "integd.db").read_bytes().decode("latin-1")
