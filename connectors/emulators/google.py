@@ -29,8 +29,11 @@ quotas with one request quota per token.
 
 Data: per account, a mailbox (labels; messages with id, threadId, internalDate, historyId; a history log of
 every change with increasing ids) and a Drive (folders and files with id, parents, modifiedTime, version; a
-change log with increasing ids). Those logs are what Gmail history.list and Drive changes.list (issue 6)
-will serve; the profile's `historyId` and `changes/startPageToken` already point into them.
+change log with increasing ids). Gmail `history.list` and Drive `changes.list` serve those logs (issue 6):
+a `startHistoryId` older than the retained history (`history_retention` records, 0 keeps all) is Gmail's
+404 (the client must resync); a Drive page token outside the change log is a 400. `PATCH files/{id}` updates
+metadata; `delete_message`, `relabel_message`, `rename_file` and `remove_file` change data as another client
+would, and enter the logs.
 
 Errors: `{"error": {"code", "message", "errors": [{"message", "domain", "reason", ...}], "status"}}`::
 
@@ -72,6 +75,7 @@ GMAIL_PROFILE = GMAIL_READ + (S_GMAIL + "compose",)
 GMAIL_SEND = (S_GMAIL + "send", S_GMAIL + "compose", S_GMAIL + "modify", FULL_MAIL)
 DRIVE_READ = (S_DRIVE, S_DRIVE + ".readonly", S_DRIVE + ".file", S_DRIVE + ".metadata.readonly",
               S_DRIVE + ".metadata", S_DRIVE + ".appdata")
+DRIVE_WRITE = (S_DRIVE, S_DRIVE + ".file")
 DEFAULT_SCOPES = (S_GMAIL + "readonly", S_GMAIL + "send", S_DRIVE + ".readonly", S_DRIVE + ".file",
                   "openid", "email", "profile")
 FOLDER = "application/vnd.google-apps.folder"
@@ -134,6 +138,7 @@ class GoogleOptions(BaseModel):
     send_retry_after: bool = False                            # [unverified]: none is documented
     messages_per_user: int = Field(120, ge=0, le=20000)
     files_per_user: int = Field(150, ge=0, le=20000)
+    history_retention: int = Field(0, ge=0)                   # history records kept (0: all); older ids 404
 
 
 def google_error(status: int, message: str, reason: str, domain: str = "global",
@@ -402,6 +407,9 @@ class GoogleEmulator(Emulator):
             Route("GET", DRIVE + "/files", self._api(self.list_files, 1, DRIVE_READ)),
             Route("GET", DRIVE + "/files/{fileId}", self._api(self.get_file, 1, DRIVE_READ)),
             Route("GET", DRIVE + "/changes/startPageToken", self._api(self.start_page_token, 1, DRIVE_READ)),
+            Route("GET", DRIVE + "/changes", self._api(self.list_changes, 1, DRIVE_READ)),
+            Route("PATCH", DRIVE + "/files/{fileId}", self._api(self.update_file, 1, DRIVE_WRITE)),
+            Route("GET", gmail_user + "/history", self._api(self.list_history, 2, GMAIL_READ)),
             # OpenID Connect userinfo (openidconnect.googleapis.com/v1, www.googleapis.com/oauth2/v3)
             Route("GET", "/v1/userinfo", self._api(self.userinfo, 0, USERINFO_SCOPES)),
             Route("GET", "/oauth2/v3/userinfo", self._api(self.userinfo, 0, USERINFO_SCOPES)),
@@ -628,6 +636,130 @@ class GoogleEmulator(Emulator):
     async def start_page_token(self, call: Call) -> web.StreamResponse:
         drive = self.drive(self.account(call))
         return json_response({"kind": "drive#startPageToken", "startPageToken": str(len(drive.changes) + 1)})
+
+    # --- delta logs (issue 6) -----------------------------------------------------------------------
+
+    async def list_history(self, call: Call) -> web.StreamResponse:
+        """Gmail `users.history.list`: records after `startHistoryId`, oldest first; 404 when it is too old."""
+        box = self.mailbox(self.account(call))
+        raw = call.params.get("startHistoryId")
+        if not raw:
+            raise Reply(google_error(400, "Required parameter: startHistoryId", "required",
+                                     location="startHistoryId", locationType="parameter"))
+        if not str(raw).isdigit():
+            raise bad_value("startHistoryId")
+        start = int(raw)
+        keep = self.options.history_retention
+        dropped = box.history[:-keep] if keep and len(box.history) > keep else []
+        kept = box.history[len(dropped):]
+        if (dropped and start < dropped[-1]["id"]) or start > box.next_history:   # records after it are gone
+            raise Reply(google_error(404, "Requested entity was not found.", "notFound"))
+        types = set(call.request.query.getall("historyTypes", [])) or {"messageAdded", "messageDeleted",
+                                                                       "labelAdded", "labelRemoved"}
+        found = [h for h in kept if h["id"] > start and h["type"] in types]
+        page, token = self._page(call, found, "maxResults", 100, 500, "history")
+        by_id = {m.id: m for m in box.messages}
+        body: dict[str, Any] = {"historyId": str(box.next_history)}
+        if page:
+            body["history"] = [self._history_json(h, by_id) for h in page]
+        if token:
+            body["nextPageToken"] = token
+        return json_response(body)
+
+    @staticmethod
+    def _history_json(h: dict[str, Any], by_id: dict[str, Message]) -> dict[str, Any]:
+        msg = by_id.get(h["messageId"])
+        brief = {"id": h["messageId"], "threadId": msg.thread_id if msg else h.get("threadId", ""),
+                 "labelIds": h["labelIds"]}
+        entry: dict[str, Any] = {"id": str(h["id"]), "messages": [brief]}
+        key = {"messageAdded": "messagesAdded", "messageDeleted": "messagesDeleted", "labelAdded": "labelsAdded",
+               "labelRemoved": "labelsRemoved"}[h["type"]]
+        item: dict[str, Any] = {"message": brief}
+        if h["type"] in ("labelAdded", "labelRemoved"):
+            item["labelIds"] = h.get("changed", [])
+        entry[key] = [item]
+        return entry
+
+    def delete_message(self, email_address: str, message_id: str) -> None:
+        """Another client deletes a message for good: it leaves the mailbox and enters the history."""
+        box = self.mailboxes[email_address]
+        msg = next(m for m in box.messages if m.id == message_id)
+        box.messages.remove(msg)
+        box.record("messageDeleted", msg)
+        box.history[-1]["threadId"] = msg.thread_id
+
+    def relabel_message(self, email_address: str, message_id: str, add: list[str], remove: list[str]) -> None:
+        """Another client changes a message's labels (one history record per direction, as Gmail's)."""
+        msg = next(m for m in self.mailboxes[email_address].messages if m.id == message_id)
+        if add:
+            msg.labels = msg.labels + [x for x in add if x not in msg.labels]
+            self.mailboxes[email_address].record("labelAdded", msg)
+            self.mailboxes[email_address].history[-1]["changed"] = list(add)
+        if remove:
+            msg.labels = [x for x in msg.labels if x not in remove]
+            self.mailboxes[email_address].record("labelRemoved", msg)
+            self.mailboxes[email_address].history[-1]["changed"] = list(remove)
+
+    async def list_changes(self, call: Call) -> web.StreamResponse:
+        """Drive `changes.list` from a page token (a position in the change log)."""
+        drive = self.drive(self.account(call))
+        token = call.params.get("pageToken", "")
+        if not token.isdigit() or not 1 <= int(token) <= len(drive.changes) + 1:
+            raise Reply(google_error(400, f"Invalid Value: pageToken {token[:40]}", "invalid",
+                                     location="pageToken", locationType="parameter"))
+        start = int(token) - 1
+        size = int_param(call.params.get("pageSize"), 100, 1, 1000)
+        page = drive.changes[start:start + size]
+        changes = []
+        for c in page:
+            item = drive.files.get(c["fileId"])
+            change: dict[str, Any] = {"kind": "drive#change", "changeType": "file", "fileId": c["fileId"],
+                                      "removed": c["removed"] or item is None, "time": rfc3339(c["time"])}
+            if not change["removed"]:
+                change["file"] = self._file_json(item)
+            changes.append(change)
+        body: dict[str, Any] = {"kind": "drive#changeList", "changes": changes}
+        if start + size < len(drive.changes):
+            body["nextPageToken"] = str(start + size + 1)
+        else:
+            body["newStartPageToken"] = str(len(drive.changes) + 1)
+        return json_response(body)
+
+    async def update_file(self, call: Call) -> web.StreamResponse:
+        """Drive `files.update` of metadata: name, description, starred, trashed."""
+        drive = self.drive(self.account(call))
+        item = drive.files.get(call.request.match_info["fileId"])
+        if item is None:
+            raise Reply(google_error(404, "File not found.", "notFound", location="fileId",
+                                     locationType="parameter"))
+        body = await self._json(call)
+        unknown = set(body) - {"name", "description", "starred", "trashed"}
+        if unknown:
+            raise bad_value(sorted(unknown)[0], f"Field {sorted(unknown)[0]} is not writable")
+        if "name" in body and (not isinstance(body["name"], str) or not body["name"]):
+            raise bad_value("name")
+        if "trashed" in body and not isinstance(body["trashed"], bool):
+            raise bad_value("trashed")
+        item.name = body.get("name", item.name)
+        item.trashed = body.get("trashed", item.trashed)
+        item.version += 1
+        item.modified = max(self.clock(), item.modified + 0.001)
+        drive.record(item, item.modified)
+        return json_response(self._file_json(item))
+
+    def rename_file(self, email_address: str, file_id: str, name: str) -> None:
+        """Another client renames a file (a new version, a change)."""
+        drive = self.drives[email_address]
+        item = drive.files[file_id]
+        item.name, item.version = name, item.version + 1
+        item.modified = max(self.clock(), item.modified + 0.001)
+        drive.record(item, item.modified)
+
+    def remove_file(self, email_address: str, file_id: str) -> None:
+        """Another client deletes a file for good: a `removed` change."""
+        drive = self.drives[email_address]
+        item = drive.files.pop(file_id)
+        drive.record(item, self.clock(), removed=True)
 
     # --- dialect hooks -------------------------------------------------------------------------------
 
