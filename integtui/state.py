@@ -131,6 +131,7 @@ class DashboardState:
         self.apps[app["id"]] = {**(known or {}), **app}
         if known is None:
             self.structure_dirty = True
+            self._dirty.add(app["id"])  # a row drawn for an earlier app of this id must not be reused
         else:
             self._changed(app["id"], known)
 

@@ -9,7 +9,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.events import Resize
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from integtui.state import COLUMNS
 from integtui.widgets.apps_table import AppsTable
@@ -154,11 +154,11 @@ class MainScreen(Screen[None]):
     def action_sort_reverse(self) -> None:
         self.sort_by(self.integ.state.sort_column)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_by(str(event.column_key.value))
+    def on_apps_table_header_selected(self, event: AppsTable.HeaderSelected) -> None:
+        self.sort_by(event.column_key)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.integ.actions.open_detail(str(event.row_key.value))
+    def on_apps_table_row_selected(self, event: AppsTable.RowSelected) -> None:
+        self.integ.actions.open_detail(event.app_id)
 
     # ---- the log ----------------------------------------------------------------------------------------------
     def action_log_types(self) -> None:

@@ -42,4 +42,4 @@ def main_screen(app: IntegApp) -> MainScreen:
 def table_rows(app: IntegApp) -> list[list[str]]:
     """The main table as plain text, in display order."""
     table = main_screen(app).table
-    return [[str(getattr(c, "plain", c)) for c in table.get_row(row.key)] for row in table.ordered_rows]
+    return [table.row_plain(app_id) for app_id in table.ids]
