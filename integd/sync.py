@@ -295,10 +295,13 @@ class SyncService:
         if not job.pushes:
             raise InvalidConfiguration(f"sync job {job.id} only pulls: a local change would never reach "
                                        f"{job.service}; create a push or bidirectional job", field="job_id")
-        if (deleted and not stream_cls.can_delete) or (remote_id is not None and not deleted
-                                                       and not stream_cls.can_update):
-            raise InvalidConfiguration(f"{job.service} {job.stream} can only create records upstream",
-                                       field="remote_id")
+        kind = "delete" if deleted else "create" if remote_id is None else "update"
+        if not {"delete": stream_cls.can_delete, "create": stream_cls.can_create,
+                "update": stream_cls.can_update}[kind]:
+            allowed = [k for k, ok in (("create", stream_cls.can_create), ("update", stream_cls.can_update),
+                                       ("delete", stream_cls.can_delete)) if ok]
+            raise InvalidConfiguration(f"{job.service} {job.stream} cannot {kind} records upstream (it can: "
+                                       f"{', '.join(allowed) or 'nothing'})", field="remote_id")
         if data is not None:
             try:
                 json.dumps(data)

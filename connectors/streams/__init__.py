@@ -1,7 +1,7 @@
 """Provider streams for data synchronisation: ``STREAMS[(service, stream)]`` is the Stream class.
 
 >>> sorted(STREAMS)
-[('github', 'issues'), ('slack', 'messages')]
+[('github', 'issues'), ('gmail', 'messages'), ('google_drive', 'files'), ('slack', 'messages')]
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefused, RemoteRecord, Stream,
                                      StreamError, UnsupportedChange, canonical, content_hash)
 from connectors.streams.github import GitHubIssues
+from connectors.streams.google import DriveFiles, GmailMessages
 from connectors.streams.slack import SlackMessages
 
 STREAMS: dict[tuple[str, str], type[Stream]] = {
-    (cls.service, cls.name): cls for cls in (GitHubIssues, SlackMessages)
+    (cls.service, cls.name): cls for cls in (GitHubIssues, SlackMessages, GmailMessages, DriveFiles)
 }
 
-__all__ = ["STREAMS", "CursorExpired", "GitHubIssues", "LocalChange", "Page", "PushRefused", "RemoteRecord",
+__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "GitHubIssues", "GmailMessages", "LocalChange", "Page", "PushRefused", "RemoteRecord",
            "SlackMessages", "Stream", "StreamError", "UnsupportedChange", "canonical", "content_hash"]

@@ -98,6 +98,7 @@ class Stream(ABC):
     name: str = ""
     tombstones: bool = False          # does a delta pass report deletions? If not, only a full refresh finds them
     can_fetch: bool = False           # can it read one record (the push-time conflict check needs it)
+    can_create: bool = True           # can a pushed change create a record
     can_update: bool = False          # can a pushed change edit an existing record
     can_delete: bool = False          # can a pushed change delete (or close) a record
 
