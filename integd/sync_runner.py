@@ -36,7 +36,7 @@ import structlog
 
 from connectors.streams import STREAMS, CursorExpired, LocalChange, Stream, StreamError, canonical, content_hash
 from domain import (Clock, IntegrationError, IntegrationFailure, InvalidStateTransition, NotFound, RateLimitExceededException, Resolution,
-                    Side, SyncCounts, SyncJob, UsageLimitExceededException, resolve_conflict)
+                    Side, SyncCounts, SyncJob, SyncState, UsageLimitExceededException, resolve_conflict)
 from integd.runtime import Runtimes
 from integd.store.repository import AppStore
 from integd.sync_store import SyncStore
@@ -121,7 +121,17 @@ class SyncRunner:
                 self.on_finished(run.job_id)
 
     async def _run(self, run: Run) -> None:
-        began = await self._begin(run)
+        try:
+            began = await self._begin(run)
+        except InvalidStateTransition:
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(self._end(run, run.cancel_reason or "stop"))
+            raise
+        except Exception as broken:          # RUNNING is committed: never leave the job stuck in it
+            log.exception("sync.start_failed", job_id=run.job_id)
+            await self._end(run, "failed", failure=broken)
+            return
         if began is None:
             return
         job, stream = began
@@ -139,6 +149,9 @@ class SyncRunner:
             raise
         except _FAILURES as failure:
             await self._end(run, "failed", failure=failure)
+        except Exception as broken:          # a bug or the store: the job must not stay RUNNING
+            log.exception("sync.run_crashed", job_id=job.id)
+            await self._end(run, "failed", failure=broken)
         else:
             await self._end(run, "finished", duration=self._now_mono() - started)
         finally:
@@ -260,6 +273,8 @@ class SyncRunner:
                 job = await self.records.job_in(tx.conn, run.job_id)
             except NotFound:
                 return                   # deleted meanwhile
+            if job.state is not SyncState.RUNNING:
+                return                   # it never got as far as RUNNING: nothing to end
             now = self.clock.time()
             if outcome == "finished":
                 job.finish(run.counts, now=now, duration=duration)
@@ -269,7 +284,7 @@ class SyncRunner:
                 job.cancel(run.counts, now=now)
             elif outcome == "failed":
                 category, status, code = _describe(failure)
-                job.fail(run.counts, now=now, category=category, message=str(failure)[:300], status=status,
+                job.fail(run.counts, now=now, category=category, message=_message(failure), status=status,
                          provider_code=code)
             elif not job.interrupted(now=now):
                 return
@@ -278,6 +293,13 @@ class SyncRunner:
         log_fn("sync.ended", job_id=job.id, stream=job.key, outcome=outcome, **run.counts.as_dict())
         if outcome == "finished":
             await self._progressed(run, job, done=True)
+
+
+def _message(failure: BaseException | None) -> str:
+    """What the job's last_error says: our own failure texts are safe; anything else only names its type."""
+    if isinstance(failure, _FAILURES) or isinstance(failure, InvalidStateTransition):
+        return str(failure)[:300]
+    return f"internal error ({type(failure).__name__}); see the daemon log"
 
 
 def _describe(failure: BaseException | None) -> tuple[str, int | None, str | None]:
