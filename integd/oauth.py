@@ -114,6 +114,7 @@ class OAuthFeature:
     async def stop(self) -> None:
         await self.flows.stop()
         await self.tokens.stop()
+        self.registry.close()
 
 
 def register(reg: MethodRegistry, d: Daemon) -> None:

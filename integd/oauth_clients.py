@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.oauth import oauth_provider
-from connectors.oauth.generic import GenericService, register_generic
+from connectors.oauth.generic import GenericService, register_generic, unregister_generic
 from connectors.oauth.protocol import ClientCredentials
 from connectors.oauth.provider import OAuthProvider
 from domain import InvalidConfiguration, RateLimit, ServiceCategory
@@ -69,8 +69,15 @@ class ClientRegistry:
         self.config, self.store = config, store
         env_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         self.credentials_dir = credentials_dir or (Path(env_dir) if env_dir else None)
+        self.generic = list(config.oauth.providers)
         for name, conf in config.oauth.providers.items():
             register_generic(generic_provider(name, conf))
+
+    def close(self) -> None:
+        """Take this configuration's generic providers out of the process-wide catalogue again."""
+        for name in self.generic:
+            unregister_generic(name)
+        self.generic = []
 
     def _config_secret(self, service: str, conf: OAuthClientConfig) -> str | None:
         if conf.client_secret_credential:

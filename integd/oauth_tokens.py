@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 import structlog
 
@@ -246,9 +244,6 @@ class TokenManager:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-SourceHook = Callable[[ConnectedApp], Awaitable[Any]]
 
 
 def with_tenant(credential: ApiCredential, tenant: str | None) -> ApiCredential:

@@ -170,7 +170,11 @@ class Dialect:
 
 
 class GitHubDialect(Dialect):
-    """GitHub: errors with HTTP 200; form-encoded unless the client asks for JSON."""
+    """GitHub: errors with HTTP 200; form-encoded unless the client asks for JSON; its own error codes."""
+
+    _CODES = {"invalid_refresh_token": "bad_refresh_token", "invalid_code": "bad_verification_code",
+              "bad_client_secret": "incorrect_client_credentials", "invalid_client_id": "incorrect_client_credentials",
+              "bad_redirect_uri": "redirect_uri_mismatch"}
 
     @staticmethod
     def _wants_json(request: web.Request) -> bool:
@@ -186,8 +190,8 @@ class GitHubDialect(Dialect):
         return self._answer(request, body)
 
     def token_error(self, request: web.Request, refusal: Refusal) -> web.Response:
-        return self._answer(request, {"error": refusal.native or refusal.error,
-                                      "error_description": refusal.description})
+        code = self._CODES.get(refusal.native or "", refusal.native or refusal.error)
+        return self._answer(request, {"error": code, "error_description": refusal.description})
 
     def revoked(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -378,11 +382,11 @@ class AuthorizationServer:
         code = self.codes.get(form.get("code", ""))
         now = self.emu.clock()
         if code is None or code.client_id != client.client_id:
-            raise Refusal("invalid_grant", "unknown authorization code")
+            raise Refusal("invalid_grant", "unknown authorization code", native="invalid_code")
         if code.used:
-            raise Refusal("invalid_grant", "authorization code already used")
+            raise Refusal("invalid_grant", "authorization code already used", native="invalid_code")
         if now - code.issued_at > CODE_LIFETIME:
-            raise Refusal("invalid_grant", "authorization code expired")
+            raise Refusal("invalid_grant", "authorization code expired", native="invalid_code")
         if form.get("redirect_uri") != code.redirect_uri:
             raise Refusal("invalid_grant", "redirect_uri differs from the authorization request",
                           native="bad_redirect_uri")

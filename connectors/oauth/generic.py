@@ -3,7 +3,8 @@
 ``register_generic(GenericService(...))`` adds the service to the process-wide catalogue (``SERVICES``), the
 connector table (``connectors.factory.CONNECTORS``) and the OAuth providers, so services.list, the factory
 and the flows see it like a built-in one. A generic service may not shadow a built-in name; registering the
-same name again replaces the earlier definition (a daemon reload, or tests with other settings).
+same name again replaces the earlier definition (a daemon reload, or tests with other settings), and
+``unregister_generic`` removes it when the daemon that defined it stops.
 
 The connector is deliberately plain: ``Authorization: Bearer <token>``; health = ``GET identity_endpoint``
 answering 2xx. Classification: 401 and 403 AUTH_FAILED, 429 RATE_LIMIT_EXCEEDED (Retry-After honoured), 5xx
@@ -92,3 +93,15 @@ def register_generic(service: GenericService) -> type[GenericOAuthConnector]:
     CONNECTORS[service.name] = cls
     providers()[service.name] = service.provider
     return cls
+
+
+def unregister_generic(name: str) -> None:
+    """Remove a generic service registered here (a daemon stopping); built-in services are never touched."""
+    from connectors.factory import CONNECTORS
+
+    if name not in GENERIC:
+        return
+    GENERIC.discard(name)
+    SERVICES.pop(name, None)
+    CONNECTORS.pop(name, None)
+    providers().pop(name, None)

@@ -44,7 +44,7 @@ AUTH, CONFIG, DOWN = (IntegrationError.AUTHENTICATION_FAILED, IntegrationError.I
 # codes that mean "this grant (code or refresh token) is dead", across dialects
 GRANT_ERRORS = frozenset({"invalid_grant", "bad_refresh_token", "invalid_refresh_token", "invalid_code",
                           "bad_verification_code", "invalid_code_verifier", "bad_redirect_uri",
-                          "incorrect_device_code", "token_revoked", "token_expired"})
+                          "incorrect_device_code", "token_revoked", "token_expired", "redirect_uri_mismatch"})
 CLIENT_ERRORS = frozenset({"invalid_client", "incorrect_client_credentials", "invalid_client_id",
                            "bad_client_secret", "unauthorized_client", "unsupported_grant_type",
                            "invalid_grant_type", "device_flow_disabled", "pkce_not_allowed", "invalid_scope",
@@ -334,7 +334,9 @@ def parse_token_response(provider: OAuthProvider, status: int, headers: Mapping[
     moment = time.time() if now is None else now
     scope = fields.get("scope") or ""
     scopes = tuple(s for s in str(scope).replace(",", " ").split() if s)
-    extra = {k: fields[k] for k in ("team", "bot_user_id", "app_id", "enterprise") if k in fields}
+    # non-secret details; Salesforce's instance_url (the API base of the org) and identity URL among them
+    extra = {k: fields[k] for k in ("team", "bot_user_id", "app_id", "enterprise", "instance_url", "id")
+             if k in fields}
     return TokenSet(access, refresh if isinstance(refresh, str) and refresh else None,
                     moment + lifetime if lifetime else None, scopes, str(fields.get("token_type") or "bearer"),
                     extra)

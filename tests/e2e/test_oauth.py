@@ -169,7 +169,7 @@ async def test_bad_input_is_a_clear_error_with_nothing_stored(env):
     assert type(info.value).__name__ == "FlowNotFound"
     # a wrong code (not the one issued): invalid_grant from the token endpoint; the flow fails
     err = await rpc_error(client.call("oauth.complete", {"flow_id": flow["flow_id"], "code": "not-the-code"}))
-    assert err.code == -32020 and "invalid_grant" in err.message
+    assert err.code == -32020 and "bad_verification_code" in err.message   # GitHub's invalid_grant
     assert (await client.call("oauth.status", {"flow_id": flow["flow_id"]}))["state"] == "failed"
     # access denied in the redirect
     emu.oauth.options.deny = True
