@@ -184,6 +184,7 @@ class SinkDeliverer:
     async def _step(self) -> None:
         """One round: deliver the next batch, or wait for a commit; after a failure, back off."""
         self._wake.clear()   # before reading: a commit after this read sets it again
+        self._kick.clear()   # likewise a replay: it cuts the backoff that may follow this round
         events = await self._store.events_after(self.row.cursor, limit=self._policy.batch_size, types=self.types)
         if not events:
             await self._wait(self._wake, None)
@@ -193,7 +194,6 @@ class SinkDeliverer:
             await self._post(events)
         except DeliveryFailed as exc:
             delay = await self._record_failure(str(exc), len(events))
-            self._kick.clear()
             await self._wait(self._kick, delay)
             return
         await self._record_success(events[-1].seq, generation, len(events))
