@@ -6,8 +6,11 @@ Error codes added by this feature (see integd.api for the common ones)::
                                 (data.current_version is the record's version now)
 
 Progress is the WebSocket notification ``sync.progress`` (params ``{"subscription", "progress"}``), sent to
-subscriptions that may see the app: ``progress`` holds job_id, app_id, stream, phase (push|pull), full, done and
-the running counts (created, updated, deleted, pushed, conflicts, unchanged, pages).
+subscriptions that may see the app: ``progress`` holds job_id, app_id, stream, phase (push|pull), full, done,
+remaining (the provider's estimate of records still to pull in this pass, e.g. from GitHub's Link rel="last";
+null when the provider gives none) and the running counts (created, updated, deleted, pushed, conflicts,
+unchanged, pages). A progress bar is ``pulled / (pulled + remaining)`` with pulled = created + updated +
+unchanged; indeterminate while remaining is null.
 """
 
 from __future__ import annotations

@@ -161,7 +161,8 @@ class SyncService:
                 "last_success_at": job.last_success_at, "last_error": job.last_error,
                 "last_counts": job.last_counts.as_dict(), "totals": job.totals.as_dict(), "runs": job.runs,
                 "next_run_at": self.scheduler.next_run_at(job.id),
-                "progress": ({"phase": run.phase, **run.counts.as_dict()} if run is not None else None)}
+                "progress": ({"phase": run.phase, "remaining": run.remaining, **run.counts.as_dict()}
+                             if run is not None else None)}
 
     # ---- jobs ---------------------------------------------------------------------------------------------
     async def create(self, actor: Actor, p: api_sync.SyncCreateParams) -> SyncJob:

@@ -57,6 +57,7 @@ class Run:
     cancel_reason: str | None = None          # "cancel" (a person), "stall" (the watchdog), "stop" (shutdown)
     task: asyncio.Task[None] | None = None
     phase: str = "starting"
+    remaining: int | None = None              # the provider's estimate of records still to pull (progress bars)
 
 
 class SyncRunner:
@@ -189,10 +190,12 @@ class SyncRunner:
 
     async def _progressed(self, run: Run, job: SyncJob, *, done: bool = False) -> None:
         run.last_progress = self._now_mono()
+        if done:
+            run.remaining = 0
         if self.progress is not None:
             result = self.progress(job, {"job_id": job.id, "app_id": job.app_id, "stream": job.key,
                                          "phase": run.phase, "full": run.full, "done": done,
-                                         **run.counts.as_dict()})
+                                         "remaining": run.remaining, **run.counts.as_dict()})
             if result is not None:
                 await result
 
@@ -222,6 +225,7 @@ class SyncRunner:
                 run.counts.add(counts)
             else:
                 run.counts.pages += 1
+            run.remaining = page.remaining
             await self._progressed(run, job, done=page.done)
             if page.done:
                 return

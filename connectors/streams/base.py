@@ -77,6 +77,7 @@ class Page:
     done: bool
     not_modified: bool = False      # a conditional request answered 304: nothing changed, no quota spent
     requests: int = 1
+    remaining: int | None = None    # the provider's estimate of records still to come in this pass, if any
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import ApiRequest, ApiResponse
+from connectors.http import parse_link_header
 from connectors.streams.base import (LocalChange, Page, PushRefused, RemoteRecord, Stream, StreamError,
                                      UnsupportedChange)
 
@@ -57,6 +59,15 @@ def issue_record(issue: Any) -> RemoteRecord:
         "closed_at": issue.get("closed_at"), "pull_request": "pull_request" in issue,
     }
     return RemoteRecord(str(issue["number"]), data, parse_time(issue.get("updated_at")))
+
+
+def _remaining(resp: ApiResponse, page: int, per_page: int) -> int | None:
+    """Issues after this page, from the Link header's rel="last" page number (an estimate for progress bars)."""
+    last = parse_link_header(resp.headers.get("link")).get("last")
+    if last is None:
+        return 0 if "next" not in parse_link_header(resp.headers.get("link")) else None
+    number = parse_qs(urlsplit(last).query).get("page", [""])[0]
+    return max(0, int(number) - page) * per_page if number.isdigit() else None
 
 
 class GitHubIssues(Stream):
@@ -95,7 +106,8 @@ class GitHubIssues(Stream):
         if not isinstance(resp.body, list):
             raise StreamError("GitHub list issues did not return a list")
         records = [issue_record(i) for i in resp.body]
-        return Page(records, self._next(cursor, records, per_page, resp), done=len(records) < per_page)
+        return Page(records, self._next(cursor, records, per_page, resp), done=len(records) < per_page,
+                    remaining=_remaining(resp, page, per_page))
 
     def _next(self, cursor: dict[str, Any], records: list[RemoteRecord], per_page: int,
               resp: ApiResponse) -> dict[str, Any]:

@@ -249,6 +249,7 @@ async def test_progress_reaches_websocket_subscribers(client, emulators, daemon)
         await asyncio.wait_for(collect(), 10)
     progress = [p["progress"] for m, p in seen if m == "sync.progress"]
     assert [p["pages"] for p in progress[:3]] == [1, 2, 3] and progress[0]["job_id"] == job["id"]
+    assert progress[0]["remaining"] == 50 and progress[0]["created"] == 25, "Link rel=last: 2 more pages of 25"
     assert progress[-1]["done"] is True and progress[-1]["created"] == 57
 
 
