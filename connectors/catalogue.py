@@ -21,8 +21,8 @@ from connectors.base import ServiceDescriptor
 
 API_KEY, OAUTH2 = AuthMode.API_KEY, AuthMode.OAUTH2
 GRAPH = "https://graph.microsoft.com/v1.0"
-IMPLEMENTED = frozenset({"github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
-                         "teams"})
+IMPLEMENTED = frozenset({"gitlab", "github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
+                         "teams", "pipedrive", "salesforce", "dropbox"})
 
 
 def per_window(limit: int, seconds: float, burst: int) -> RateLimit:
@@ -133,7 +133,7 @@ _ALL = (
              # burst: 20 per 2 s for an api_token on the lowest plan; daily budget 30,000 tokens per seat
              # at 2 tokens per single GET
              _with(per_window(20, 2, 5), per_day=15000),
-             ("deals:read", "users:read"),
+             ("deals:read", "deals:full", "users:read"),
              "/users/me", "https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting"),
 )
 

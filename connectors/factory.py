@@ -2,10 +2,10 @@
 
 >>> connector_class("github").__name__
 'GitHubConnector'
->>> connector_class("dropbox")
+>>> connector_class("myspace")
 Traceback (most recent call last):
 ...
-domain.errors.InvalidConfiguration: service 'dropbox' (Dropbox) is in the catalogue but has no connector yet; ...
+domain.errors.InvalidConfiguration: unknown service 'myspace'; known: discord, dropbox, github, ...
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.catalogue import SERVICES, get_service
+from connectors.dropbox import DropboxConnector
 from connectors.github import GitHubConnector
+from connectors.gitlab import GitLabConnector
 from connectors.gmail import GmailConnector
 from connectors.google_drive import GoogleDriveConnector
 from connectors.onedrive import OneDriveConnector
 from connectors.outlook import OutlookConnector
+from connectors.pipedrive import PipedriveConnector
+from connectors.salesforce import SalesforceConnector
 from connectors.sendgrid import SendGridConnector
 from connectors.slack import SlackConnector
 from connectors.teams import TeamsConnector
@@ -26,8 +30,9 @@ from domain.errors import InvalidConfiguration
 from domain.model import ApiCredential
 
 CONNECTORS: dict[str, type[Connector]] = {
-    cls.descriptor.name: cls for cls in (GitHubConnector, SlackConnector, SendGridConnector, GmailConnector,
-                                         GoogleDriveConnector, OutlookConnector, OneDriveConnector, TeamsConnector)
+    cls.descriptor.name: cls for cls in (GitHubConnector, GitLabConnector, SlackConnector, SendGridConnector, GmailConnector,
+                                         GoogleDriveConnector, OutlookConnector, OneDriveConnector, TeamsConnector,
+                                         PipedriveConnector, SalesforceConnector, DropboxConnector)
 }
 
 

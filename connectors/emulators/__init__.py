@@ -10,14 +10,19 @@ Example::
 """
 
 from .base import Emulator, EmulatorInputError, FaultKnobs, ManualClock, RateLimitSpec
+from .dropbox import DropboxEmulator
 from .github import GitHubEmulator
+from .gitlab import GitLabEmulator
 from .google import GmailEmulator, GoogleDriveEmulator, GoogleEmulator
 from .microsoft import GraphEmulator, OneDriveEmulator, OutlookEmulator, TeamsEmulator
+from .pipedrive import PipedriveEmulator
+from .salesforce import SalesforceEmulator
 from .sendgrid import SendGridEmulator
 from .slack import SlackEmulator
 
 EMULATORS: dict[str, type[Emulator]] = {
     "github": GitHubEmulator,
+    "gitlab": GitLabEmulator,
     "slack": SlackEmulator,
     "sendgrid": SendGridEmulator,
     # one Google server (Gmail + Drive) and one Graph server (user, mail, drive, teams); the key picks the
@@ -27,10 +32,13 @@ EMULATORS: dict[str, type[Emulator]] = {
     "outlook": OutlookEmulator,
     "onedrive": OneDriveEmulator,
     "teams": TeamsEmulator,
+    "dropbox": DropboxEmulator,
+    "salesforce": SalesforceEmulator,
+    "pipedrive": PipedriveEmulator,
 }
 
 __all__ = [
-    "EMULATORS", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "GmailEmulator",
+    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "GitLabEmulator", "GmailEmulator",
     "GoogleDriveEmulator", "GoogleEmulator", "GraphEmulator", "ManualClock", "OneDriveEmulator",
-    "OutlookEmulator", "RateLimitSpec", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
+    "OutlookEmulator", "PipedriveEmulator", "RateLimitSpec", "SalesforceEmulator", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
 ]

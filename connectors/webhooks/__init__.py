@@ -103,9 +103,10 @@ def verify_slack(secret: bytes, body: bytes, timestamp: str | None, header: str 
 
 def _registry() -> dict[str, Verifier]:
     # imported here, after the helpers above exist: the provider modules import them from this package
-    from connectors.webhooks import gitlab, jira
+    from connectors.webhooks import discord, dropbox, gitlab, jira, pipedrive
 
-    return {"gitlab": gitlab.VERIFIER, "jira": jira.VERIFIER}
+    return {"gitlab": gitlab.VERIFIER, "jira": jira.VERIFIER, "dropbox": dropbox.VERIFIER,
+            "discord": discord.VERIFIER, "pipedrive": pipedrive.VERIFIER}
 
 
 VERIFIERS: dict[str, Verifier] = _registry()
