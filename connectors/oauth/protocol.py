@@ -334,9 +334,10 @@ def parse_token_response(provider: OAuthProvider, status: int, headers: Mapping[
     moment = time.time() if now is None else now
     scope = fields.get("scope") or ""
     scopes = tuple(s for s in str(scope).replace(",", " ").split() if s)
-    # non-secret details; Salesforce's instance_url (the API base of the org) and identity URL among them
-    extra = {k: fields[k] for k in ("team", "bot_user_id", "app_id", "enterprise", "instance_url", "id")
-             if k in fields}
+    # non-secret details; Salesforce's instance_url (the API base of the org) and identity URL among them,
+    # Pipedrive's api_domain (the company host the API is called on)
+    extra = {k: fields[k] for k in ("team", "bot_user_id", "app_id", "enterprise", "instance_url", "id",
+                                    "api_domain") if k in fields}
     return TokenSet(access, refresh if isinstance(refresh, str) and refresh else None,
                     moment + lifetime if lifetime else None, scopes, str(fields.get("token_type") or "bearer"),
                     extra)
