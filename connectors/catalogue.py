@@ -21,7 +21,7 @@ from connectors.base import ServiceDescriptor
 
 API_KEY, OAUTH2 = AuthMode.API_KEY, AuthMode.OAUTH2
 GRAPH = "https://graph.microsoft.com/v1.0"
-IMPLEMENTED = frozenset({"gitlab", "github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
+IMPLEMENTED = frozenset({"jira", "gitlab", "github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
                          "teams", "pipedrive", "salesforce", "dropbox"})
 
 

@@ -14,6 +14,7 @@ from .dropbox import DropboxEmulator
 from .github import GitHubEmulator
 from .gitlab import GitLabEmulator
 from .google import GmailEmulator, GoogleDriveEmulator, GoogleEmulator
+from .jira import JiraEmulator
 from .microsoft import GraphEmulator, OneDriveEmulator, OutlookEmulator, TeamsEmulator
 from .pipedrive import PipedriveEmulator
 from .salesforce import SalesforceEmulator
@@ -22,6 +23,7 @@ from .slack import SlackEmulator
 
 EMULATORS: dict[str, type[Emulator]] = {
     "github": GitHubEmulator,
+    "jira": JiraEmulator,
     "gitlab": GitLabEmulator,
     "slack": SlackEmulator,
     "sendgrid": SendGridEmulator,
@@ -38,7 +40,7 @@ EMULATORS: dict[str, type[Emulator]] = {
 }
 
 __all__ = [
-    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "GitLabEmulator", "GmailEmulator",
+    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "JiraEmulator", "GitLabEmulator", "GmailEmulator",
     "GoogleDriveEmulator", "GoogleEmulator", "GraphEmulator", "ManualClock", "OneDriveEmulator",
     "OutlookEmulator", "PipedriveEmulator", "RateLimitSpec", "SalesforceEmulator", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
 ]

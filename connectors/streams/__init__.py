@@ -10,15 +10,16 @@ from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefus
                                      StreamError, UnsupportedChange, canonical, content_hash)
 from connectors.streams.github import GitHubIssues
 from connectors.streams.gitlab import GitLabIssues
+from connectors.streams.jira import JiraIssues
 from connectors.streams.google import DriveFiles, GmailMessages
 from connectors.streams.pipedrive import PipedriveDeals
 from connectors.streams.salesforce import SalesforceAccounts, SalesforceContacts
 from connectors.streams.slack import SlackMessages
 
 STREAMS: dict[tuple[str, str], type[Stream]] = {
-    (cls.service, cls.name): cls for cls in (GitHubIssues, GitLabIssues, SlackMessages, GmailMessages, DriveFiles,
+    (cls.service, cls.name): cls for cls in (GitHubIssues, JiraIssues, GitLabIssues, SlackMessages, GmailMessages, DriveFiles,
                                                  PipedriveDeals, SalesforceAccounts, SalesforceContacts)
 }
 
-__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "GitHubIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
+__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "GitHubIssues", "JiraIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
            "SlackMessages", "Stream", "StreamError", "UnsupportedChange", "canonical", "content_hash"]
