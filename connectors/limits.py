@@ -2,7 +2,9 @@
 
 Layers, checked together under the gate's lock, the longest wait deciding (window names in brackets)::
 
-    1. provider  ["provider"]   the provider said stop: Retry-After, or remaining == 0 until its reset time
+    1. provider  ["provider"]   the provider said stop: Retry-After, or remaining == 0 until its reset time;
+                                or its allowance, learnt from the last ``remaining`` (with a reset time)
+                                and counted down locally per admitted call, is spent until that reset
     2. smoothing ["minute"]     burst B then a steady rate, at most N in any sliding minute (or ["hour"]
                                 when only per_hour is set): capacity B' draining (N-B')/T per second
     3. windows   ["hour","day"] fixed windows (hour aligned to the hour, day to the UTC day), persisted
@@ -224,6 +226,10 @@ class CallGate:
         self._dry: set[str] = set()
         self._lock = asyncio.Lock()
         self._blocked_until = 0.0
+        # the provider's allowance: (calls left, until when) from the last signal with remaining and reset_at,
+        # counted down per admitted call so that concurrent callers cannot overspend what the provider
+        # announced (Salesforce's daily api-usage, HubSpot's burst and daily remaining, GitHub's remaining)
+        self._allowance: tuple[int, float] | None = None
         self._signal: Any = None
         self._signal_at: float | None = None
         self._bucket: SmoothingBucket | None = None
@@ -285,6 +291,12 @@ class CallGate:
 
     async def _blocker(self, now: float) -> tuple[float, str]:
         waits = [(self._blocked_until - now, "provider")]
+        if self._allowance is not None:
+            left, until = self._allowance
+            if until <= now:
+                self._allowance = None          # the provider's window has turned: its next answer tells
+            elif left <= 0:
+                waits.append((until - now, "provider"))
         if self._bucket is not None:
             waits.append((self._bucket.wait(now), self._bucket.name))
         for name, window in self._windows.items():
@@ -298,6 +310,8 @@ class CallGate:
             await window.take()                 # cannot fail: checked under the same lock
         if self._bucket is not None:
             self._bucket.admit(now)
+        if self._allowance is not None:
+            self._allowance = (self._allowance[0] - 1, self._allowance[1])
         start = math.floor(now / 60.0) * 60.0
         self._minute = (start, (self._minute[1] if self._minute[0] == start else 0) + 1)
         if not waited:
@@ -336,6 +350,8 @@ class CallGate:
             until = min(float(signal.reset_at), now + MAX_PROVIDER_BLOCK)
         if until is not None and until > self._blocked_until:
             self._blocked_until = until
+        if signal.remaining is not None and signal.reset_at is not None and float(signal.reset_at) > now:
+            self._allowance = (int(signal.remaining), min(float(signal.reset_at), now + MAX_PROVIDER_BLOCK))
 
     # ---- reporting ----------------------------------------------------------------------------------
     def usage(self) -> dict[str, Any]:
