@@ -111,7 +111,7 @@ class Actions:
     # ---- the command palette --------------------------------------------------------------------------------
     def commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action, for the command palette (the ones needing an app act on the current one)."""
-        yield SystemCommand("Connect an app", "Connect a service with an API key", self.connect)
+        yield SystemCommand("Connect an app", "Connect a service with an API key or OAuth", self.connect)
         yield SystemCommand("Check now", "Run a health check on the selected app", self.check)
         yield SystemCommand("Open detail", "Configuration, health history, limits and events", self.open_detail)
         yield SystemCommand("Disconnect", "Disconnect the selected app (asks first)", self.disconnect)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -48,7 +49,7 @@ class IntegApp(App[None]):
         # tests: IntegApp(socket_path=..., clock=lambda: 1_700_000_000.0, session_factory=fake, utc=True)
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere must find it too
     TITLE = "integd"
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -124,9 +125,22 @@ class IntegApp(App[None]):
             self.state.log_event(event)
         elif self.state.apply_event(event) and event.get("app_id"):
             self._to_refresh.add(event["app_id"])
-        screen = self.screen
-        if hasattr(screen, "on_daemon_event"):
-            screen.on_daemon_event(event)
+        self._tell_screens("on_daemon_event", event)
+
+    def on_link_checked(self, message: Link.Checked) -> None:
+        # The summary is the row after the check: no apps.get needed, the next flush shows it.
+        self.state.upsert(message.app)
+        self._tell_screens("on_app_checked", message.app, message.result)
+
+    def on_link_sync_progress(self, message: Link.SyncProgress) -> None:
+        self._tell_screens("on_sync_progress", message.progress)
+
+    def _tell_screens(self, hook: str, *args: Any) -> None:
+        """Hand a daemon signal to every screen on the stack that wants it (a detail screen under a modal too)."""
+        for screen in self.screen_stack:
+            handler = getattr(screen, hook, None)
+            if handler is not None:
+                handler(*args)
 
     def refresh_app(self, app_id: str) -> None:
         """Ask for this app's row to be re-read from the daemon at the next flush."""

@@ -25,7 +25,7 @@ STATUS_ORDER = ("error", "unauthorized", "rate_limited", "pending", "connected",
 EVENT_STYLE = {
     "app.connected": "green", "app.disconnected": "dim", "app.status_changed": "cyan",
     "integration.failed": "red", "rate_limit.exceeded": "yellow", "data.synced": "blue",
-    "app.configured": "", "app.shared": "",
+    "app.configured": "", "app.shared": "", "oauth.flow": "cyan",
 }
 
 
@@ -203,6 +203,9 @@ def event_summary(event: dict[str, Any]) -> str:
     if kind == "data.synced":
         return (f"{p.get('stream', '?')}: +{p.get('created', 0)} ~{p.get('updated', 0)} -{p.get('deleted', 0)}"
                 f" in {duration(p.get('duration'))}")
+    if kind == "oauth.flow":
+        error = f": {p['error']}" if p.get("error") else ""
+        return f"{p.get('service', '?')} sign-in ({p.get('flow', '?')}) {p.get('state', '?')}{error}"
     if kind == "app.disconnected":
         return f"disconnected: {p['reason']}" if p.get("reason") else "disconnected"
     return ", ".join(f"{k}={v}" for k, v in sorted(p.items()))[:120]

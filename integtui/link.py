@@ -12,6 +12,12 @@ reflected in the fresh ``apps.list``, so they reach the app marked ``replayed`` 
 notifications are read from the moment the session opens, so a long replay cannot back up the socket while the
 resync calls wait for their answers.
 
+Besides committed events the subscription carries live signals that are not in the outbox (no seq, never
+replayed): ``app.checked`` after every completed health check (the app's summary and the result) and
+``sync.progress`` after each page a sync job commits. They reach the app as ``Checked`` and ``SyncProgress``;
+while the link resynchronises they wait behind the snapshot like the events do, so a stale snapshot cannot
+overwrite a fresher check.
+
 Errors: ``DaemonUnavailable`` (and ``DaemonTimeout``) mean "reconnect"; ``RpcCallError`` from ``call`` belongs
 to whoever made the call. Trust: the daemon behind the socket is trusted like any client of it trusts it.
 """
@@ -80,6 +86,20 @@ class Link:
             super().__init__()
             self.event, self.replayed = event, replayed
 
+    class Checked(Message):
+        """A health check completed: ``app`` is the app's summary after it, ``result`` the check's outcome."""
+
+        def __init__(self, app: dict[str, Any], result: dict[str, Any]) -> None:
+            super().__init__()
+            self.app, self.result = app, result
+
+    class SyncProgress(Message):
+        """A sync job committed a page or a push (``progress``: job_id, app_id, stream, phase, done, counts)."""
+
+        def __init__(self, progress: dict[str, Any]) -> None:
+            super().__init__()
+            self.progress = progress
+
     def __init__(self, socket_path: str, factory: SessionFactory, post: Callable[[Message], Any], *,
                  first_delay: float = 0.5, max_delay: float = 10.0) -> None:
         if first_delay <= 0 or max_delay < first_delay:
@@ -124,6 +144,13 @@ class Link:
                 pass  # waited the whole delay: try again
             delay = min(delay * 2, self._max_delay)
 
+    def _signal(self, method: str, params: dict[str, Any]) -> None:
+        """Post a live (non-outbox) notification; unknown methods and malformed params are dropped."""
+        if method == "app.checked" and isinstance(params.get("app"), dict) and params["app"].get("id"):
+            self._post(self.Checked(params["app"], params.get("result") or {}))
+        elif method == "sync.progress" and isinstance(params.get("progress"), dict):
+            self._post(self.SyncProgress(params["progress"]))
+
     def _relay(self, event: dict[str, Any], replay_upto: int) -> None:
         seq = int(event.get("seq", 0))
         self.last_seq = max(self.last_seq, seq)
@@ -133,12 +160,19 @@ class Link:
         session = await self._factory(self.socket_path)
         self._session = session
         buffered: list[dict[str, Any]] = []
+        signals: list[tuple[str, dict[str, Any]]] = []
         syncing = True
         replay_upto = 0
 
         async def relay() -> None:
             async for method, params in session.notifications():
-                event = params.get("event") if method == "event" else None
+                if method != "event":
+                    if syncing:
+                        signals.append((method, params))
+                    else:
+                        self._signal(method, params)
+                    continue
+                event = params.get("event")
                 if not isinstance(event, dict):
                     continue
                 if syncing:
@@ -159,6 +193,9 @@ class Link:
             for event in replayed[-REPLAY_KEEP:] + [e for e in buffered if int(e.get("seq", 0)) > replay_upto]:
                 self._relay(event, replay_upto)
             buffered.clear()
+            for method, params in signals:
+                self._signal(method, params)
+            signals.clear()
             await reader
         finally:
             reader.cancel()

@@ -8,6 +8,7 @@ Events and what they do to a row::
 
     app.status_changed      patch status and reason at once, then refresh the row from the daemon
     app.disconnected        remove the row
+    oauth.flow              the log only (its app_id is a flow id, not an app)
     anything else           refresh the row from the daemon (apps.get), the event goes to the log
 """
 
@@ -114,11 +115,13 @@ class DashboardState:
         self.structure_dirty = True
         self.log_dirty = True
         self._dirty: set[str] = set()
+        self._counts: dict[str, int] | None = None  # by status; recounted only after a change
 
     # ---- feeding it ---------------------------------------------------------------------------------------
     def load(self, apps: Iterable[dict[str, Any]]) -> None:
         """Replace every app with a fresh ``apps.list`` result."""
         self.apps = {a["id"]: dict(a) for a in apps}
+        self._counts = None
         self._dirty.clear()
         self.structure_dirty = True
 
@@ -129,6 +132,7 @@ class DashboardState:
             return
         known = self.apps.get(app["id"])
         self.apps[app["id"]] = {**(known or {}), **app}
+        self._counts = None
         if known is None:
             self.structure_dirty = True
             self._dirty.add(app["id"])  # a row drawn for an earlier app of this id must not be reused
@@ -138,6 +142,7 @@ class DashboardState:
     def remove(self, app_id: str) -> None:
         if self.apps.pop(app_id, None) is not None:
             self.structure_dirty = True
+            self._counts = None
             self._dirty.discard(app_id)
 
     def log_event(self, event: dict[str, Any]) -> None:
@@ -162,6 +167,8 @@ class DashboardState:
         if kind == "app.disconnected":
             self.remove(app_id)
             return False
+        if kind == "oauth.flow":
+            return False  # its app_id is the flow's id; the new app arrives with its own app.connected
         known = self.apps.get(app_id)
         if kind == "app.status_changed" and known is not None and payload.get("new_status"):
             before = dict(known)
@@ -173,6 +180,7 @@ class DashboardState:
     def _changed(self, app_id: str, before: dict[str, Any]) -> None:
         after = self.apps[app_id]
         self._dirty.add(app_id)
+        self._counts = None
         column = next((c for c in COLUMNS if c.key == self.sort_column), None)
         if column and column.sort_key(before, 0.0) != column.sort_key(after, 0.0):
             self.structure_dirty = True
@@ -218,10 +226,12 @@ class DashboardState:
 
     def counts(self) -> dict[str, int]:
         """Apps by status, in the order the header shows them."""
-        found: dict[str, int] = {}
-        for a in self.apps.values():
-            found[a.get("status", "?")] = found.get(a.get("status", "?"), 0) + 1
-        return {s: found[s] for s in (*fmt.STATUS_ORDER, *sorted(found)) if s in found}
+        if self._counts is None:
+            found: dict[str, int] = {}
+            for a in self.apps.values():
+                found[a.get("status", "?")] = found.get(a.get("status", "?"), 0) + 1
+            self._counts = {s: found[s] for s in (*fmt.STATUS_ORDER, *sorted(found)) if s in found}
+        return dict(self._counts)
 
     def log_lines(self, types: frozenset[str] | None = None, app_id: str | None = None,
                   limit: int = 200) -> list[dict[str, Any]]:

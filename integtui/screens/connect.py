@@ -1,8 +1,19 @@
-"""Connect an app: pick a service from the catalogue, type its key (masked), see a refusal inline.
+"""Connect an app: pick a service from the catalogue, then type its key (masked) or sign in with OAuth.
 
-The modal makes the ``apps.connect`` call itself, so that a refused key keeps the form open with the provider's
-reason under it; it dismisses with the new app (an AppDetail dict) only once the daemon has accepted it. The key
-lives in the masked Input until then and is sent to the daemon only; it is never logged or shown.
+The modal makes the calls itself, so that a refusal keeps the form open with the reason under it; it dismisses
+with the new app (an AppDetail dict) only once the daemon has accepted it. Ways in, per the service's
+``auth_modes``::
+
+    api_key    apps.connect {service, api_key, name?, base_url?}
+    paste      oauth.begin {flow: "paste"} -> show the URL -> the person pastes where the browser landed
+               -> oauth.complete {flow_id, redirect_url} -> apps.get
+    device     oauth.begin {flow: "device"} -> show the code and where to enter it -> the daemon polls
+    loopback   oauth.begin {flow: "loopback"} -> show the URL -> the daemon's listener gets the redirect
+               (device and loopback end with an ``oauth.flow`` event "completed" naming the app -> apps.get)
+
+Trust: the key and the pasted redirect URL (it carries a one-time code) sit in masked inputs and go to the
+daemon only; they are never logged or shown. Leaving the modal with a flow under way cancels it
+(``oauth.cancel``), so no half-made consent lingers for its ten minutes.
 """
 
 from __future__ import annotations
@@ -13,13 +24,22 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from integd.client import DaemonUnavailable, RpcCallError
 
 Call = Callable[..., Coroutine[Any, Any, Any]]
+# the choices of how to sign in: value -> what the picker says
+WAYS: dict[str, str] = {
+    "api_key": "API key or token",
+    "paste": "OAuth: open a URL anywhere, paste back where it lands",
+    "device": "OAuth: enter a code on the provider's site",
+    "loopback": "OAuth: a browser on the daemon's machine",
+}
+FLOW_ENDED = ("failed", "expired", "cancelled")
+FLOW_FINISHED = -32023  # oauth.cancel on a flow that already ended: nothing left to cancel
 
 
 def service_label(service: dict[str, Any]) -> str:
@@ -35,6 +55,19 @@ def service_label(service: dict[str, Any]) -> str:
     return label if service.get("implemented", True) else label + " (no connector yet)"
 
 
+def ways_for(service: dict[str, Any]) -> list[str]:
+    """The ways to sign in to this service, the API key first (paste first among OAuth's: it works over SSH).
+
+    Example:
+        >>> ways_for({"auth_modes": ["oauth2"]})
+        ['paste', 'device', 'loopback']
+        >>> ways_for({"auth_modes": ["api_key"]})
+        ['api_key']
+    """
+    modes = service.get("auth_modes", [])
+    return (["api_key"] if "api_key" in modes else []) + (["paste", "device", "loopback"] if "oauth2" in modes else [])
+
+
 def error_text(error: RpcCallError) -> str:
     """The daemon's refusal, naming the field it objected to when it said which."""
     data = error.data if isinstance(error.data, dict) else {}
@@ -47,6 +80,24 @@ def error_text(error: RpcCallError) -> str:
     return error.message
 
 
+def flow_prompt(flow: dict[str, Any]) -> str:
+    """What the person must do next for a flow that ``oauth.begin`` started.
+
+    Example:
+        >>> flow_prompt({"flow": "device", "user_code": "WDJB-MJHT", "verification_uri": "https://x.test/device"})
+        'Enter the code WDJB-MJHT at https://x.test/device - this closes by itself once you approve.'
+    """
+    if flow.get("flow") == "device":
+        return (f"Enter the code {flow.get('user_code')} at "
+                f"{flow.get('verification_uri_complete') or flow.get('verification_uri')}"
+                " - this closes by itself once you approve.")
+    if flow.get("flow") == "paste":
+        return (f"Open {flow.get('authorization_url')} in any browser and approve; then paste below the whole URL "
+                "the browser lands on (it may fail to load: that is expected). ctrl+y copies the URL.")
+    return (f"Open {flow.get('authorization_url')} in a browser on the daemon's machine and approve - this "
+            "closes by itself once the provider redirects back. ctrl+y copies the URL.")
+
+
 class ConnectModal(ModalScreen[dict[str, Any] | None]):
     """Dismisses with the connected app, or None when cancelled.
 
@@ -55,27 +106,41 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
         created = await app.push_screen_wait(ConnectModal(app.call))
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Connect")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Connect"),
+                Binding("ctrl+y", "copy_url", "Copy URL", show=False)]
 
     def __init__(self, call: Call) -> None:
         super().__init__()
         self.call = call
         self.services: dict[str, dict[str, Any]] = {}
+        self.flow: dict[str, Any] | None = None  # the OAuth flow under way, as oauth.begin answered
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="connect-dialog"):
             yield Label("Connect an app", classes="title")
-            yield Select[str]([], prompt="service (loading the catalogue…)", id="service")
+            with Grid(id="connect-grid"):
+                yield Label("service")
+                yield Select[str]([], prompt="loading the catalogue…", id="service", compact=True)
+                yield Label("sign in with")
+                yield Select[str]([], prompt="pick a service first", id="way", compact=True, allow_blank=True)
+                yield Label("key", id="api-key-label")
+                yield Input(placeholder="API key or token", password=True, id="api-key", compact=True)
+                yield Label("name")
+                yield Input(placeholder="optional", id="name", compact=True)
+                yield Label("base URL")
+                yield Input(placeholder="optional: GitHub Enterprise, a self-hosted site", id="base-url",
+                            compact=True)
             yield Label("", id="service-info", classes="hint")
-            yield Input(placeholder="API key or token", password=True, id="api-key")
-            yield Input(placeholder="name (optional)", id="name")
-            yield Input(placeholder="base URL (optional: GitHub Enterprise, a self-hosted site)", id="base-url")
+            with Vertical(id="oauth-box"):
+                yield Label("", id="oauth-prompt")
+                yield Input(placeholder="paste the redirect URL here", password=True, id="redirect", compact=True)
             yield Label("", id="connect-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Connect (ctrl+s)", variant="primary", id="connect", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
+        self.query_one("#oauth-box").display = False
         self.load_services()
 
     @work(exclusive=True, exit_on_error=False, group="catalogue")
@@ -89,35 +154,64 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
         self.services = {s["name"]: s for s in services}
         select = self.query_one("#service", Select)
         select.set_options([(service_label(s), s["name"]) for s in services])
-        select.prompt = "service"
+        select.prompt = "pick a service"
+
+    # ---- the form -------------------------------------------------------------------------------------------
+    @property
+    def way(self) -> str:
+        value = self.query_one("#way", Select).value
+        return str(value) if value is not Select.NULL else "api_key"
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        service = self.services.get(event.value) if event.value is not Select.NULL else None
+        if event.select.id == "service":
+            self._service_changed(event.value)
+        elif event.select.id == "way":
+            self._show_way()
+
+    def _service_changed(self, value: Any) -> None:
+        service = self.services.get(value) if value is not Select.NULL else None
         info = self.query_one("#service-info", Label)
+        way = self.query_one("#way", Select)
+        self._forget_flow()
         if service is None:
             info.update("")
+            way.set_options([])
             return
-        modes = service.get("auth_modes", [])
-        note = "" if "api_key" in modes else "  This service needs OAuth, which this dashboard cannot start yet."
-        info.update(f"{service.get('category')}; auth: {', '.join(modes)}; docs: {service.get('docs_url', '-')}{note}")
+        ways = ways_for(service)
+        way.set_options([(WAYS[w], w) for w in ways])
+        if ways:
+            way.value = ways[0]
+        info.update(f"{service.get('category')}; auth: {', '.join(service.get('auth_modes', []))}; "
+                    f"docs: {service.get('docs_url', '-')}")
+        self._show_way()
 
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.action_submit()
+    def _show_way(self) -> None:
+        key = self.way == "api_key"
+        self.query_one("#api-key").display = self.query_one("#api-key-label").display = key
+        self._forget_flow()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "connect":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def _forget_flow(self) -> None:
+        """Drop the flow shown (the person changed the service or the way); the daemon's is cancelled."""
+        if self.flow is not None and self.flow.get("state") not in (*FLOW_ENDED, "completed"):
+            self._cancel_flow(self.flow["flow_id"])
+        self.flow = None
+        if self.children:
+            self.query_one("#oauth-box").display = False
+            self.query_one("#redirect", Input).value = ""
 
     def _error(self, text: str) -> None:
         self.query_one("#connect-error", Label).update(text)
 
+    def _optional(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for field, widget_id in (("name", "#name"), ("base_url", "#base-url")):
+            value = self.query_one(widget_id, Input).value.strip()
+            if value:
+                params[field] = value
+        return params
+
     def params(self) -> dict[str, Any] | None:
-        """The call's params from the form, or None after saying inline what is missing."""
+        """The ``apps.connect`` params from the form, or None after saying inline what is missing."""
         service = self.query_one("#service", Select).value
         if service is Select.NULL:
             self._error("Pick a service first.")
@@ -126,18 +220,41 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
         if not key:
             self._error("Enter the API key or token.")
             return None
-        params: dict[str, Any] = {"service": service, "api_key": key}
-        for field, widget_id in (("name", "#name"), ("base_url", "#base-url")):
-            value = self.query_one(widget_id, Input).value.strip()
-            if value:
-                params[field] = value
-        return params
+        return {"service": service, "api_key": key, **self._optional()}
+
+    # ---- submitting -----------------------------------------------------------------------------------------
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "connect":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self._forget_flow()
+        self.dismiss(None)
 
     def action_submit(self) -> None:
-        params = self.params()
-        if params is not None:
-            self._error("connecting…")
-            self.submit(params)
+        service = self.query_one("#service", Select).value
+        if self.way == "api_key" or service is Select.NULL:
+            params = self.params()
+            if params is not None:
+                self._error("connecting…")
+                self.submit(params)
+        elif self.flow is None:
+            self._error("starting the sign-in…")
+            self.begin({"service": service, "flow": self.way, **self._optional()})
+        elif self.flow.get("flow") == "paste":
+            pasted = self.query_one("#redirect", Input).value.strip()
+            if not pasted:
+                self._error("Paste the URL the browser landed on.")
+                return
+            self._error("completing the sign-in…")
+            self.complete(self.flow["flow_id"], pasted)
+        else:
+            self._error("Waiting for the provider: approve in the browser (escape gives up).")
 
     @work(exclusive=True, exit_on_error=False, group="connect")
     async def submit(self, params: dict[str, Any]) -> None:
@@ -150,3 +267,75 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
             self._error(str(exc))
             return
         self.dismiss(created)
+
+    @work(exclusive=True, exit_on_error=False, group="connect")
+    async def begin(self, params: dict[str, Any]) -> None:
+        try:
+            self.flow = await self.call("oauth.begin", params)
+        except RpcCallError as exc:
+            self._error(f"Refused: {error_text(exc)}")
+            return
+        except DaemonUnavailable as exc:
+            self._error(str(exc))
+            return
+        self.query_one("#oauth-prompt", Label).update(flow_prompt(self.flow))
+        redirect = self.query_one("#redirect", Input)
+        redirect.display = self.flow.get("flow") == "paste"
+        self.query_one("#oauth-box").display = True
+        self._error("")
+        if redirect.display:
+            redirect.focus()
+
+    @work(exclusive=True, exit_on_error=False, group="connect")
+    async def complete(self, flow_id: str, pasted: str) -> None:
+        try:
+            done = await self.call("oauth.complete", {"flow_id": flow_id, "redirect_url": pasted})
+        except RpcCallError as exc:
+            self._error(f"Refused: {error_text(exc)}")  # a typo can be fixed: the flow is still started
+            return
+        except DaemonUnavailable as exc:
+            self._error(str(exc))
+            return
+        await self._finish(done)
+
+    async def _finish(self, flow: dict[str, Any]) -> None:
+        """The flow ended: dismiss with the new app, or say why not."""
+        if self.flow is not None:
+            self.flow = {**self.flow, **flow}
+        if flow.get("state") != "completed" or not flow.get("app_id"):
+            self._error(f"Sign-in {flow.get('state')}: {flow.get('error') or 'no app was connected'}"
+                        " - ctrl+s starts again.")
+            self.flow = None
+            return
+        self.dismiss(await self.call("apps.get", {"app_id": flow["app_id"]}))
+
+    # ---- the flow's events (loopback and device end on the daemon's side) -----------------------------------
+    def on_daemon_event(self, event: dict[str, Any]) -> None:
+        payload = event.get("payload") or {}
+        if event.get("type") != "oauth.flow" or self.flow is None or payload.get("flow_id") != self.flow["flow_id"]:
+            return
+        state = payload.get("state")
+        if state == "completed" or state in FLOW_ENDED:
+            self.ended(payload)
+
+    @work(exclusive=True, exit_on_error=False, group="connect")
+    async def ended(self, payload: dict[str, Any]) -> None:
+        await self._finish({"state": payload.get("state"), "app_id": payload.get("app"),
+                            "error": payload.get("error")})
+
+    def _cancel_flow(self, flow_id: str) -> None:
+        async def cancel() -> None:
+            try:
+                await self.call("oauth.cancel", {"flow_id": flow_id})
+            except RpcCallError as exc:
+                if exc.code != FLOW_FINISHED:
+                    raise
+
+        self.app.run_worker(cancel(), name="Cancel sign-in", group="actions", exit_on_error=False)
+
+    def action_copy_url(self) -> None:
+        url = (self.flow or {}).get("authorization_url") or (self.flow or {}).get("verification_uri")
+        if url:
+            self.app.copy_to_clipboard(url)
+            self.notify("The URL is on the clipboard (if the terminal allows it).", title="Copied")
+

@@ -1,7 +1,9 @@
-"""One app in full: configuration (secrets redacted), health history, rate-limit gauges, recent events.
+"""One app in full: configuration (secrets redacted), health history, rate-limit gauges, sync jobs, recent events.
 
-Loaded with ``apps.get``, ``apps.usage`` and ``events.list`` in one exclusive worker; reloaded when an event for
-this app arrives or its next check falls due, never on a blind timer.
+Loaded with ``apps.get``, ``apps.usage``, ``sync.list`` and ``events.list`` (newest first) in one exclusive worker;
+reloaded when an event for this app arrives, never on a blind timer. Live signals patch it in place: a completed
+check (``app.checked``) adds its result to the health strip and re-reads only the rate-limit windows; a sync page
+(``sync.progress``) moves that job's bar, and the end of a run re-reads the jobs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from textual.widgets import Footer, Sparkline, Static
 from integd.client import RpcCallError
 from integtui import format as fmt
 from integtui.widgets.event_log import event_line
+from integtui.widgets.sync_jobs import jobs_text
 
 if TYPE_CHECKING:
     from integtui.app import IntegApp
 
-EVENT_PAGES = 5
+RECENT_EVENTS = 30
+METHOD_NOT_FOUND = -32601  # JSON-RPC 2.0's own code: the daemon predates the method
+HEALTH_KEEP = 50  # results kept in the strip when checks arrive live (the daemon's history is shorter)
 SECRET_WORDS = ("secret", "token", "key", "password")
 
 
@@ -108,8 +113,9 @@ class DetailScreen(Screen[None]):
         self.detail: dict[str, Any] | None = None
         self.usage: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] = []
+        self.jobs: list[dict[str, Any]] | None = None  # None: the daemon has no sync methods
+        self.progress: dict[str, dict[str, Any]] = {}
         self._stale = False
-        self._loaded_due: float | None = None
 
     @property
     def integ(self) -> IntegApp:
@@ -128,6 +134,8 @@ class DetailScreen(Screen[None]):
             yield Static("", id="detail-health", classes="section")
             yield Static(Text("Rate limits", style="bold"), classes="heading")
             yield Static("", id="detail-limits", classes="section")
+            yield Static(Text("Sync jobs", style="bold"), classes="heading", id="detail-sync-heading")
+            yield Static("", id="detail-sync", classes="section")
             yield Static(Text("Recent events", style="bold"), classes="heading")
             yield Static("", id="detail-events", classes="section")
         yield Footer()
@@ -144,23 +152,37 @@ class DetailScreen(Screen[None]):
             self._leave()
             raise
         self.integ.state.upsert(self.detail)
-        self._loaded_due = self.detail.get("next_check_at")
-        try:
-            self.usage = await call("apps.usage", {"app_id": self.app_id})
-        except RpcCallError as exc:
-            self.usage = {"windows": [], "error": exc.message}
-        self.events = await self._recent_events()
+        await self._load_usage()
+        self.jobs = await self._sync_jobs()
+        page = await call("events.list", {"app_id": self.app_id, "order": "desc", "limit": RECENT_EVENTS})
+        self.events = page.get("events", [])
         self.show()
 
-    async def _recent_events(self) -> list[dict[str, Any]]:
-        after, found = 0, []
-        for _ in range(EVENT_PAGES):
-            page = await self.integ.call("events.list", {"app_id": self.app_id, "after": after, "limit": 1000})
-            found = (found + page.get("events", []))[-30:]
-            if len(page.get("events", [])) < 1000:
-                break
-            after = page.get("last_seq", after)
-        return list(reversed(found))
+    async def _load_usage(self) -> None:
+        try:
+            self.usage = await self.integ.call("apps.usage", {"app_id": self.app_id})
+        except RpcCallError as exc:
+            self.usage = {"windows": [], "error": exc.message}
+
+    async def _sync_jobs(self) -> list[dict[str, Any]] | None:
+        try:
+            jobs = await self.integ.call("sync.list", {"app_id": self.app_id})
+        except RpcCallError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                return None  # a daemon without sync: no section
+            raise
+        running = {j["id"] for j in jobs if j.get("state") == "running"}
+        self.progress = {k: v for k, v in self.progress.items() if k in running}
+        return jobs
+
+    @work(exclusive=True, exit_on_error=False, group="detail-live", name="Detail")
+    async def reload_part(self, usage: bool = False, jobs: bool = False) -> None:
+        """Re-read only what a live signal made stale (the windows after a check, the jobs after a run)."""
+        if usage:
+            await self._load_usage()
+        if jobs:
+            self.jobs = await self._sync_jobs()
+        self.show()
 
     def show(self) -> None:
         app, now, utc = self.detail, self.integ.clock(), self.integ.utc
@@ -182,7 +204,11 @@ class DetailScreen(Screen[None]):
         limits: Any = Group(*(window_gauge(w, utc=utc) for w in windows)) if windows else Text(
             (self.usage or {}).get("error") or "no windows in use", style="dim")
         self.query_one("#detail-limits", Static).update(limits)
-        lines = [event_line(e, app.get("name", ""), utc=utc) for e in self.events[:30]]
+        sync = self.query_one("#detail-sync", Static)
+        sync.display = self.query_one("#detail-sync-heading", Static).display = self.jobs is not None
+        if self.jobs is not None:
+            sync.update(jobs_text(self.jobs, self.progress, now))
+        lines = [event_line(e, app.get("name", ""), utc=utc) for e in self.events[:RECENT_EVENTS]]
         self.query_one("#detail-events", Static).update(
             Text("\n").join(lines) if lines else Text("no events", style="dim"))
 
@@ -191,6 +217,27 @@ class DetailScreen(Screen[None]):
         if event.get("app_id") == self.app_id:
             self.events.insert(0, event)
             self._stale = True
+
+    def on_app_checked(self, app: dict[str, Any], result: dict[str, Any]) -> None:
+        """A check of this app completed: patch the row data and the health strip, re-read the windows."""
+        if app.get("id") != self.app_id or self.detail is None:
+            return
+        health = [*(self.detail.get("health") or []), {k: result.get(k) for k in (
+            "checked_at", "ok", "outcome", "latency", "message")}]
+        self.detail = {**self.detail, **app, "health": health[-HEALTH_KEEP:]}
+        self.reload_part(usage=True)
+
+    def on_sync_progress(self, progress: dict[str, Any]) -> None:
+        """A sync page landed: move the bar; a finished run or an unknown job re-reads the jobs."""
+        if progress.get("app_id") != self.app_id or self.jobs is None:
+            return
+        job_id = str(progress.get("job_id", ""))
+        if progress.get("done") or all(j.get("id") != job_id for j in self.jobs):
+            self.progress.pop(job_id, None)
+            self.reload_part(jobs=True)
+            return
+        self.progress[job_id] = progress
+        self.show()
 
     def flush(self) -> None:
         if self._stale:
@@ -201,12 +248,8 @@ class DetailScreen(Screen[None]):
             self.load()
 
     def tick(self) -> None:
-        due = self._loaded_due
-        if due is not None and due + 1 < self.integ.clock():
-            self._loaded_due = None  # once per due check
-            self.load()
-        elif self.detail is not None:
-            self.show()
+        if self.detail is not None:
+            self.show()  # the "ago" and "next in" move on; nothing is re-read
 
     # ---- actions ----------------------------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -97,8 +97,9 @@ class MainScreen(Screen[None]):
         self.table.flush()
         self._log.flush()
         banner = self._banner
-        banner.display = app.banner is not None
-        if app.banner is not None:
+        if banner.display != (app.banner is not None):
+            banner.display = app.banner is not None
+        if app.banner is not None and str(banner.content) != app.banner:
             banner.update(app.banner)
         self._show_status()
 

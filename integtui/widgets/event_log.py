@@ -22,7 +22,7 @@ TYPE_FILTERS: tuple[tuple[str, frozenset[str] | None], ...] = (
     ("all", None),
     ("status", frozenset({"app.status_changed"})),
     ("failures", frozenset({"integration.failed", "rate_limit.exceeded"})),
-    ("lifecycle", frozenset({"app.connected", "app.disconnected", "app.configured", "app.shared"})),
+    ("lifecycle", frozenset({"app.connected", "app.disconnected", "app.configured", "app.shared", "oauth.flow"})),
     ("sync", frozenset({"data.synced"})),
 )
 

@@ -52,7 +52,13 @@ def _line(status: dict[str, Any] | None, fetched_at: float, now: float, counts: 
 
 
 class StatusLine(Static):
-    """Shows ``status_line``; the app calls ``show`` on each flush."""
+    """Shows ``status_line``; the app calls ``show`` on each flush (a repaint only when the line changed)."""
+
+    _shown: Text | None = None
 
     def show(self, text: Text) -> None:
+        shown = self._shown
+        if shown is not None and shown.plain == text.plain and shown.spans == text.spans:
+            return  # an idle dashboard should cost nothing: no repaint, no layout
+        self._shown = text
         self.update(text)

@@ -17,6 +17,22 @@ NOW = 1_700_000_000.0
 _END = object()
 
 
+def fixed_job(app: dict[str, Any], n: int, *, state: str = "idle", pages: int = 5,
+              resource: str = "octo/repo") -> dict[str, Any]:
+    """A SyncJobInfo-shaped dict for ``app`` with everything derived from ``n``."""
+    counts = {"created": 40 * n, "updated": 3, "deleted": 1, "pushed": 0, "conflicts": 0, "unchanged": 0,
+              "pages": pages}
+    return {
+        "id": f"job_{n:08x}", "app_id": app["id"], "user": app["owner"], "service": app["service"],
+        "stream": "issues", "resource": resource, "key": f"issues:{resource}", "direction": "pull",
+        "frequency": {"kind": "hourly"}, "conflict_resolution": "latest_wins", "batch_size": 100, "state": state,
+        "cursor": None, "created_at": NOW - 86400, "updated_at": NOW - 600, "last_run_at": NOW - 600,
+        "last_success_at": NOW - 600, "last_error": None if state != "failed" else "HTTP 503 from GitHub",
+        "last_counts": counts, "totals": {**counts, "created": 400 * n}, "runs": 10 + n,
+        "next_run_at": NOW + 3000, "progress": None,
+    }
+
+
 def fixed_app(n: int, *, service: str = "github", status: str = "connected", name: str | None = None,
               owner: str = "alice", used: int = 0) -> dict[str, Any]:
     """An AppDetail-shaped dict with everything derived from ``n``."""
@@ -64,6 +80,7 @@ class FakeDaemon:
         self.up = True
         self.sessions: list[FakeSession] = []
         self.calls: list[str] = []
+        self.jobs: list[dict[str, Any]] = []
 
     @property
     def last_seq(self) -> int:
@@ -87,6 +104,21 @@ class FakeDaemon:
             session.deliver(event)
         return event
 
+    def signal(self, method: str, params: dict[str, Any]) -> None:
+        """Send a live notification that is not an event (``app.checked``, ``sync.progress``) to every session."""
+        for session in self.sessions:
+            session.deliver_signal(method, params)
+
+    def check(self, app_id: str, *, ok: bool = True, latency: float = 0.05, at: float = NOW) -> None:
+        """A completed health check, as the daemon announces it (``app.checked``)."""
+        app = self.apps[app_id]
+        app.update(last_check_at=at, last_latency=latency, next_check_at=at + app["check_interval"])
+        summary = {k: v for k, v in app.items() if k not in ("health", "credential", "base_url", "timeout",
+                                                            "check_interval", "last_error")}
+        self.signal("app.checked", {"app": copy.deepcopy(summary), "result": {
+            "ok": ok, "outcome": "ok" if ok else "service_down", "latency": latency, "checked_at": at,
+            "message": "" if ok else "HTTP 503"}})
+
     def stop(self) -> None:
         self.up = False
         for session in self.sessions:
@@ -102,9 +134,15 @@ class FakeDaemon:
         if method == "services.list":
             return copy.deepcopy(SERVICES)
         if method == "events.list":
-            after, limit = params.get("after", 0), params.get("limit", 100)
-            chosen = [e for e in self.events if e["seq"] > after and params.get("app_id") in (None, e["app_id"])]
-            return {"events": chosen[:limit], "last_seq": chosen[:limit][-1]["seq"] if chosen else after}
+            after, before, limit = params.get("after", 0), params.get("before"), params.get("limit", 100)
+            chosen = [e for e in self.events if e["seq"] > after and (before is None or e["seq"] < before)
+                      and params.get("app_id") in (None, e["app_id"])]
+            if params.get("order") == "desc":
+                chosen.reverse()
+            chosen = chosen[:limit]
+            return {"events": chosen, "last_seq": max((e["seq"] for e in chosen), default=after)}
+        if method == "sync.list":
+            return [copy.deepcopy(j) for j in self.jobs if params.get("app_id") in (None, j["app_id"])]
         if method in ("apps.get", "apps.check", "apps.usage"):
             app = self.apps.get(params.get("app_id", ""))
             if app is None:
@@ -140,6 +178,10 @@ class FakeSession:
     def deliver(self, event: dict[str, Any]) -> None:
         if self.subscribed_after is not None and not self.closed:
             self.queue.put_nowait(("event", {"subscription": "sub_1", "event": event}))
+
+    def deliver_signal(self, method: str, params: dict[str, Any]) -> None:
+        if self.subscribed_after is not None and not self.closed:
+            self.queue.put_nowait((method, {"subscription": "sub_1", **params}))
 
     def end(self) -> None:
         self.closed = True

@@ -13,7 +13,7 @@ from integtui.app import IntegApp
 from integtui.screens.connect import ConnectModal
 from integtui.screens.detail import DetailScreen
 from tests.tui.conftest import no_blink, until
-from tests.tui.fakes import NOW, FakeDaemon, fixed_app
+from tests.tui.fakes import NOW, FakeDaemon, fixed_app, fixed_job
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((140, 40), id="wide")]
 
@@ -27,6 +27,11 @@ def fixed_dashboard() -> IntegApp:
         fixed_app(5, service="slack", status="rate_limited", name="Slack (#ops)", used=50),
     ]
     fake = FakeDaemon(apps)
+    running = fixed_job(apps[3], 1, state="running", pages=5)
+    running["progress"] = {"job_id": running["id"], "app_id": apps[3]["id"], "stream": running["key"],
+                           "phase": "pull", "full": False, "done": False, "created": 120, "updated": 3, "deleted": 0,
+                           "pages": 3}
+    fake.jobs = [running, fixed_job(apps[3], 2, state="failed", resource="octo/web")]
     fake.emit("app.connected", apps[0]["id"], {"service": "github", "auth_mode": "api_key"}, NOW - 300)
     fake.emit("integration.failed", apps[1]["id"],
               {"service": "slack", "category": "auth_failed", "message": "invalid_auth", "status": 200}, NOW - 90)
