@@ -21,13 +21,15 @@ Data: projects `projects` (keys) with `issues_per_project` issues each; every ac
 the OAuth grant's subject) has an email, a display name and a time zone, in which JQL dates are read.
 Endpoints: `/myself`, `/project`, `/project/{key}`, `GET|POST /search/jql` (JQL slice of `jira_jql`, keyset
 `nextPageToken` valid 7 days, `fields` default `id`, `maxResults` default 50, max 100 or 5,000 for id/key only),
-`GET|PUT|DELETE /issue/{idOrKey}`, `POST /issue` (v3: description must be ADF). Test helpers: `edit_issue`,
+`GET|PUT|DELETE /issue/{idOrKey}` (DELETE: 403 unless `delete_permission`), `POST /issue` (v3: description
+must be ADF). Test helpers: `edit_issue`,
 `delete_issue`, `account_email`.
 
 Error answers (ErrorCollection `{"errorMessages": [...], "errors": {...}}` unless said):
     401 site: "Client must be authenticated to access this resource."   gateway: {"code":401,"message":...}
     401 gateway, scope missing: {"code":401,"message":"Unauthorized; scope does not match"}
-    400 JQL / field validation   404 "Issue does not exist or you do not have permission to see it."
+    403 "You do not have permission to delete issues in this project."   400 JQL / field validation
+    404 "Issue does not exist or you do not have permission to see it."
     429 rate limits   500 ErrorCollection   502 HTML   503 with Retry-After
 """
 
@@ -80,6 +82,7 @@ class JiraOptions(BaseModel):
     beta_headers: bool = False
     check_email: bool = True               # Basic auth: the email must be the token's account's
     site_accepts_bearer: bool = True       # Data Center style PATs on the site URL
+    delete_permission: bool = False        # most users may not delete issues: DELETE answers 403
 
 
 def jira_time(epoch: float) -> str:
@@ -451,7 +454,10 @@ class JiraEmulator(Emulator):
 
     async def remove_issue(self, call: Call) -> web.StreamResponse:
         self._require(call, "write:jira-work")
-        del self.issues[self._issue_or_404(call).id]
+        issue = self._issue_or_404(call)
+        if not self.options.delete_permission:
+            raise Reply(errors(403, ["You do not have permission to delete issues in this project."]))
+        del self.issues[issue.id]
         return web.Response(status=204)
 
     async def accessible_resources(self, request: web.Request) -> web.StreamResponse:
