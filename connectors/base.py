@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from connectors.http import HttpTransport, decode_body, normalize_base_url, origin, parse_url
@@ -116,6 +116,7 @@ class ApiRequest:
     params: Mapping[str, str | int | list] | None = None
     json: Any = None
     headers: Mapping[str, str] | None = None
+    data: bytes | None = None       # a raw body (Dropbox uploads); the caller sets its Content-Type header
 
     def __post_init__(self) -> None:
         method = self.method.upper() if isinstance(self.method, str) else ""
@@ -130,6 +131,8 @@ class ApiRequest:
                 json.dumps(self.json)
             except (TypeError, ValueError) as exc:
                 raise _bad("request body is not JSON-serialisable") from exc
+        if self.data is not None and (not isinstance(self.data, bytes) or self.json is not None):
+            raise _bad("a raw request body must be bytes and cannot be sent together with a JSON body")
         object.__setattr__(self, "headers", self._checked_headers())
 
     @staticmethod
@@ -184,7 +187,8 @@ class ApiRequest:
 
     def with_params(self, **changes: Any) -> ApiRequest:
         """A copy with some parameters replaced (pagination)."""
-        return ApiRequest(self.method, self.path, {**(self.params or {}), **changes}, self.json, self.headers)
+        return ApiRequest(self.method, self.path, {**(self.params or {}), **changes}, self.json, self.headers,
+                          self.data)
 
 
 Pager = Callable[["ApiResponse"], "ApiRequest | None"]
@@ -220,6 +224,11 @@ class RateSignal:
     reset_at: float | None = None       # epoch seconds
     retry_after: float | None = None    # seconds
     resource: str | None = None
+    # Per-route limits (Discord): ``scope`` names the route a signal is about (the connector's ``rate_scope``
+    # fills it in), ``resource`` then names the provider's bucket shared by routes; a signal with a scope
+    # holds back only calls of routes in that bucket. ``global_limit`` marks a limit on every route at once.
+    scope: str | None = None
+    global_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -431,6 +440,21 @@ class Connector(ABC):
         """The next page's request (the pagination dialect); None when there is none."""
         return None
 
+    def request_url(self, request: ApiRequest) -> str:
+        """The absolute URL of a request; Dropbox sends uploads to its content host instead of the API host."""
+        return self.base_url + request.path
+
+    def sends_credential(self, request: ApiRequest) -> bool:
+        """False for a provider endpoint that must be called without the credential (Dropbox's longpoll)."""
+        return True
+
+    def rate_scope(self, request: ApiRequest) -> str | None:
+        """The provider's rate-limit route of a request when limits are per route (Discord), else None.
+
+        The gate then holds back only calls in a bucket the provider said is empty (RateSignal.scope).
+        """
+        return None
+
     # ---- helpers for dialects -------------------------------------------------------------------------
     def safe(self, text: Any, limit: int = 300) -> str:
         """Provider text fit for a message: the credential's secrets removed, printable, bounded."""
@@ -485,13 +509,18 @@ class Connector(ABC):
 
     async def _attempt(self, request: ApiRequest, attempt: int, *, interactive: bool,
                        max_wait: float | None = None) -> ApiResponse:
+        scope = self.rate_scope(request)
         if self.gate is not None:
-            await self.gate.acquire(interactive=interactive, max_wait=max_wait)
+            if scope is None:
+                await self.gate.acquire(interactive=interactive, max_wait=max_wait)
+            else:
+                await self.gate.acquire(interactive=interactive, max_wait=max_wait, scope=scope)
         started = time.monotonic()
         try:
-            raw = await self.transport.send(request.method, self.base_url + request.path,
+            raw = await self.transport.send(request.method, self.request_url(request),
                                             params=request.query_items() or None, json=request.json,
-                                            headers=self._headers(request), timeout=self.timeout)
+                                            headers=self._headers(request), timeout=self.timeout,
+                                            data=request.data)
         except IntegrationFailure as exc:
             failure = IntegrationFailure(exc.category, self.safe(f"{self.name}: {exc}"), status=exc.status,
                                          provider_code=exc.provider_code, retry_after=exc.retry_after)
@@ -499,7 +528,10 @@ class Connector(ABC):
             raise failure from exc
         body = decode_body(raw)
         if self.gate is not None:
-            self.gate.observe(self.rate_signal(raw.status, raw.headers, body))
+            signal = self.rate_signal(raw.status, raw.headers, body)
+            if scope is not None and signal.scope is None and not signal.global_limit:
+                signal = replace(signal, scope=scope)
+            self.gate.observe(signal)
         failure = self.classify(raw.status, raw.headers, body)
         self._record(request, attempt, raw.status, raw.latency, failure)
         if failure is not None:
@@ -512,7 +544,8 @@ class Connector(ABC):
             for existing in [k for k in out if k.lower() == name.lower()]:
                 del out[existing]
             out[name] = value
-        out.update(self.auth_headers())
+        if self.sends_credential(request):
+            out.update(self.auth_headers())
         return out
 
     def _identity(self, resp: ApiResponse) -> AccountIdentity:

@@ -10,6 +10,9 @@ Layers, checked together under the gate's lock, the longest wait deciding (windo
     3. windows   ["hour","day"] fixed windows (hour aligned to the hour, day to the UTC day), persisted
                                 write-ahead through a QuotaStore so a restart never hands out a fresh quota
     4. plan      ["plan"]       the user's daily fair-use budget, shared by all their apps
+    5. routes    ["provider"]   per-route buckets (Discord): a signal carrying a ``scope`` (the route) and a
+                                ``resource`` (the provider's bucket id) holds back only calls whose route maps
+                                to that bucket, until its reset; a global-limit signal holds back every call
 
 Interactive callers never wait longer than ``max_interactive_wait``: they get
 ``RateLimitExceededException(retry_after, window)`` or, for the plan, ``UsageLimitExceededException``.
@@ -211,6 +214,73 @@ class PlanBudget:
         return {"user": self.user, "plan": self.plan_name, **self.window.usage().as_dict()}
 
 
+class RouteBuckets:
+    """The provider's per-route buckets as learnt from its answers (Discord's X-RateLimit-Bucket).
+
+    A route (the connector's ``rate_scope``) maps to the bucket the provider named for it; several routes may
+    share one. Each bucket keeps (calls left, reset time) from its last answer, counted down per admitted call
+    so that concurrent callers cannot overspend it, and a hard block from a 429's retry_after.
+
+    >>> b = RouteBuckets(); b.observe("GET /channels/1/messages", "abc", 0, 10.0, None, now=0.0)
+    >>> b.wait("GET /channels/1/messages", now=1.0), b.wait("POST /channels/1/messages", now=1.0)
+    (9.0, 0.0)
+    """
+
+    MAX_ROUTES = 10_000              # routes are bounded by the app's resources; this caps a runaway
+
+    def __init__(self) -> None:
+        self._bucket_of: dict[str, str] = {}
+        self._left: dict[str, tuple[int, float]] = {}      # bucket -> (calls left, reset time)
+        self._blocked: dict[str, float] = {}               # bucket -> held back until (429 retry_after)
+
+    def _bucket(self, route: str) -> str:
+        return self._bucket_of.get(route, route)
+
+    def observe(self, route: str, bucket: str | None, remaining: int | None, reset_at: float | None,
+                retry_after: float | None, *, now: float) -> None:
+        if len(self._bucket_of) >= self.MAX_ROUTES and route not in self._bucket_of:
+            self._forget(now)
+        name = bucket or route
+        self._bucket_of[route] = name
+        if remaining is not None and reset_at is not None and reset_at > now:
+            self._left[name] = (remaining, min(reset_at, now + MAX_PROVIDER_BLOCK))
+        if retry_after is not None:
+            until = now + min(float(retry_after), MAX_PROVIDER_BLOCK)
+            self._blocked[name] = max(until, self._blocked.get(name, 0.0))
+
+    def wait(self, route: str, now: float) -> float:
+        name = self._bucket(route)
+        wait = self._blocked.get(name, 0.0) - now
+        left = self._left.get(name)
+        if left is not None and left[1] > now and left[0] <= 0:
+            wait = max(wait, left[1] - now)
+        return max(0.0, wait)
+
+    def spend(self, route: str, now: float) -> None:
+        name = self._bucket(route)
+        left = self._left.get(name)
+        if left is None:
+            return
+        if left[1] <= now:
+            del self._left[name]           # its window has turned: the next answer tells the new count
+        else:
+            self._left[name] = (left[0] - 1, left[1])
+
+    def _forget(self, now: float) -> None:
+        self._left = {b: v for b, v in self._left.items() if v[1] > now}
+        self._blocked = {b: t for b, t in self._blocked.items() if t > now}
+        live = set(self._left) | set(self._blocked)
+        self._bucket_of = {r: b for r, b in self._bucket_of.items() if b in live}
+
+    def blocked(self, now: float) -> dict[str, float]:
+        """Buckets holding calls back now -> until when (for usage reports)."""
+        out = {b: t for b, t in self._blocked.items() if t > now}
+        for b, (left, until) in self._left.items():
+            if left <= 0 and until > now:
+                out[b] = max(out.get(b, 0.0), until)
+        return out
+
+
 class CallGate:
     """One per app: admits a call when every layer allows it (see the module docstring)."""
 
@@ -226,6 +296,7 @@ class CallGate:
         self._dry: set[str] = set()
         self._lock = asyncio.Lock()
         self._blocked_until = 0.0
+        self._routes = RouteBuckets()
         # the provider's allowance: (calls left, until when) from the last signal with remaining and reset_at,
         # counted down per admitted call so that concurrent callers cannot overspend what the provider
         # announced (Salesforce's daily api-usage, HubSpot's burst and daily remaining, GitHub's remaining)
@@ -269,19 +340,20 @@ class CallGate:
             await self.plan.start()
 
     # ---- admission ----------------------------------------------------------------------------------
-    async def acquire(self, *, interactive: bool, max_wait: float | None = None) -> None:
-        """Wait for (or refuse) one call. ``max_wait`` overrides the limit on waiting (health checks)."""
+    async def acquire(self, *, interactive: bool, max_wait: float | None = None, scope: str | None = None) -> None:
+        """Wait for (or refuse) one call. ``max_wait`` overrides the limit on waiting (health checks);
+        ``scope`` is the call's route when the provider limits per route (see RouteBuckets)."""
         limit = max_wait if max_wait is not None else (self.max_interactive_wait if interactive else None)
         waited = False
         while True:
             async with self._lock:
                 now = self._clock.time()
-                wait, window = await self._blocker(now)
+                wait, window = await self._blocker(now, scope)
                 if wait <= _EPSILON and self.plan is not None:
                     plan_wait = await self.plan.take()      # shared with other gates: may lose a race
                     wait, window = (plan_wait, "plan") if plan_wait > _EPSILON else (0.0, "")
                 if wait <= _EPSILON:
-                    await self._spend(now, waited)
+                    await self._spend(now, waited, scope)
                     return
             self._note_exhausted(window, wait)
             if limit is not None and wait > limit:
@@ -289,8 +361,10 @@ class CallGate:
             waited = True
             await self._sleep(wait)
 
-    async def _blocker(self, now: float) -> tuple[float, str]:
+    async def _blocker(self, now: float, scope: str | None = None) -> tuple[float, str]:
         waits = [(self._blocked_until - now, "provider")]
+        if scope is not None:
+            waits.append((self._routes.wait(scope, now), "provider"))
         if self._allowance is not None:
             left, until = self._allowance
             if until <= now:
@@ -305,7 +379,9 @@ class CallGate:
             waits.append((await self.plan.wait_time(), "plan"))
         return max(waits, key=lambda w: w[0])
 
-    async def _spend(self, now: float, waited: bool) -> None:
+    async def _spend(self, now: float, waited: bool, scope: str | None = None) -> None:
+        if scope is not None:
+            self._routes.spend(scope, now)
         for window in self._windows.values():
             await window.take()                 # cannot fail: checked under the same lock
         if self._bucket is not None:
@@ -343,6 +419,10 @@ class CallGate:
         """Take in a RateSignal: Retry-After, or remaining == 0 until reset, closes the provider gate."""
         now = self._clock.time()
         self._signal, self._signal_at = signal, now
+        if getattr(signal, "scope", None) is not None and not getattr(signal, "global_limit", False):
+            self._routes.observe(signal.scope, signal.resource, signal.remaining, signal.reset_at,
+                                 signal.retry_after, now=now)
+            return                  # a route's bucket says nothing about the app's other routes
         until = None
         if signal.retry_after is not None:
             until = now + min(float(signal.retry_after), MAX_PROVIDER_BLOCK)
@@ -369,6 +449,7 @@ class CallGate:
             "reset_at": getattr(sig, "reset_at", None), "resource": getattr(sig, "resource", None),
             "retry_after": getattr(sig, "retry_after", None), "observed_at": self._signal_at,
             "blocked_until": self._blocked_until if self._blocked_until > now else None,
+            "blocked_buckets": self._routes.blocked(now),
         }
         return {"rate_limit": self.rate_limit.as_dict(), "windows": windows, "provider": provider,
                 "plan": self.plan.usage() if self.plan is not None else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefused, RemoteRecord, Stream,
                                      StreamError, UnsupportedChange, canonical, content_hash)
+from connectors.streams.dropbox import DropboxFiles
 from connectors.streams.github import GitHubIssues
 from connectors.streams.gitlab import GitLabIssues
 from connectors.streams.jira import JiraIssues
@@ -18,8 +19,9 @@ from connectors.streams.slack import SlackMessages
 
 STREAMS: dict[tuple[str, str], type[Stream]] = {
     (cls.service, cls.name): cls for cls in (GitHubIssues, JiraIssues, GitLabIssues, SlackMessages, GmailMessages, DriveFiles,
-                                                 PipedriveDeals, SalesforceAccounts, SalesforceContacts)
+                                                 PipedriveDeals, SalesforceAccounts, SalesforceContacts,
+                                                 DropboxFiles)
 }
 
-__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "GitHubIssues", "JiraIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
+__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "DropboxFiles", "GitHubIssues", "JiraIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
            "SlackMessages", "Stream", "StreamError", "UnsupportedChange", "canonical", "content_hash"]

@@ -121,7 +121,8 @@ async def test_start_stop_contract(service: str) -> None:
         assert base == emulator.base_url and base.startswith("http://127.0.0.1:")
         assert base == emulator.origin + {"github": "", "slack": "/api", "sendgrid": "/v3", "gmail": "/gmail/v1",
                                           "google_drive": "/drive/v3", "outlook": "/v1.0", "onedrive": "/v1.0",
-                                          "teams": "/v1.0"}[service]
+                                          "teams": "/v1.0", "dropbox": "/2", "discord": "/api/v10",
+                                          }.get(service, emulator.prefixes[0])
         with pytest.raises(RuntimeError, match="already started"):
             await emulator.start()
     finally:
