@@ -10,6 +10,7 @@ skipped with the reason. Per service, over real loopback HTTP:
 - an unknown token is AUTH_FAILED (authenticate and health) and the token is in no message;
 - ``error_rate=1.0`` is SERVICE_UNAVAILABLE after 1 + 3 attempts (the default retry policy);
 - ``rate_limit_burst`` answers are retried after their Retry-After and the call succeeds;
+- ``python -m connectors.emulators --list`` names it;
 - each stream of the service in ``connectors.streams.STREAMS`` pulls one page of a full pass whose records have
   ids (the resource comes from RESOURCES below, else from the usual names; a stream whose resource cannot be
   found is skipped with the reason).
@@ -28,6 +29,7 @@ import pytest
 from connectors.base import ApiRequest, CallRecord, Connector
 from connectors.catalogue import SERVICES
 from connectors.emulators import EMULATORS
+from connectors.emulators.__main__ import main as emulator_cli
 from connectors.factory import CONNECTORS, build_connector
 from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
@@ -220,3 +222,15 @@ async def test_each_stream_pulls_a_first_page_of_records_with_ids(env: Env) -> N
         assert isinstance(page.cursor, dict) and (page.done or page.cursor)
     if skipped:
         pytest.skip("; ".join(skipped))
+
+
+
+# ---- the command line -------------------------------------------------------------------------------------------
+
+def test_the_command_line_lists_every_ready_service(capsys: pytest.CaptureFixture[str]) -> None:
+    # the subprocess run costs about a second of CPU per service, so it is proved once per emulator module
+    # (tests/integration/test_emulators_cli.py and the services' own tests); here: every emulator is reachable
+    assert emulator_cli(["--list"]) == 0
+    listed = {line.split("\t")[0] for line in capsys.readouterr().out.splitlines()}
+    ready = {name for name in SERVICES if _not_ready(name) is None}
+    assert ready <= listed, f"not in python -m connectors.emulators --list: {sorted(ready - listed)}"

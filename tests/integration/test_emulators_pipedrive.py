@@ -3,8 +3,12 @@ write fair-use), v2 deals with cursor, updated_since and deletions, write valida
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -182,3 +186,19 @@ def test_registered_and_validated() -> None:
     assert EMULATORS["pipedrive"] is PipedriveEmulator
     with pytest.raises(ValueError, match="burst_api_token"):
         PipedriveEmulator(options={"burst_api_token": 0})
+
+
+async def test_runs_standalone_from_the_command_line(http) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connectors.emulators", "pipedrive", "--port", "0", "--token", TOKEN,
+        cwd=Path(__file__).resolve().parents[2], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("pipedrive emulator listening: http://127.0.0.1:")
+        status, body, _ = await call(http, "GET", line.split(": ", 1)[1].strip() + "/api/v1/users/me")
+        assert status == 200 and body["success"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0 and TOKEN.encode() not in out + err
