@@ -19,6 +19,7 @@ from connectors.github import GitHubConnector
 from connectors.gitlab import GitLabConnector
 from connectors.gmail import GmailConnector
 from connectors.google_drive import GoogleDriveConnector
+from connectors.hubspot import HubSpotConnector
 from connectors.jira import JiraConnector
 from connectors.onedrive import OneDriveConnector
 from connectors.outlook import OutlookConnector
@@ -33,7 +34,8 @@ from domain.model import ApiCredential
 CONNECTORS: dict[str, type[Connector]] = {
     cls.descriptor.name: cls for cls in (GitHubConnector, JiraConnector, GitLabConnector, SlackConnector, SendGridConnector, GmailConnector,
                                          GoogleDriveConnector, OutlookConnector, OneDriveConnector, TeamsConnector,
-                                         PipedriveConnector, SalesforceConnector, DropboxConnector)
+                                         PipedriveConnector, SalesforceConnector, DropboxConnector,
+                                         HubSpotConnector)
 }
 
 

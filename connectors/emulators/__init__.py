@@ -14,6 +14,7 @@ from .dropbox import DropboxEmulator
 from .github import GitHubEmulator
 from .gitlab import GitLabEmulator
 from .google import GmailEmulator, GoogleDriveEmulator, GoogleEmulator
+from .hubspot import HubSpotEmulator
 from .jira import JiraEmulator
 from .microsoft import GraphEmulator, OneDriveEmulator, OutlookEmulator, TeamsEmulator
 from .pipedrive import PipedriveEmulator
@@ -36,11 +37,12 @@ EMULATORS: dict[str, type[Emulator]] = {
     "teams": TeamsEmulator,
     "dropbox": DropboxEmulator,
     "salesforce": SalesforceEmulator,
+    "hubspot": HubSpotEmulator,
     "pipedrive": PipedriveEmulator,
 }
 
 __all__ = [
-    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "JiraEmulator", "GitLabEmulator", "GmailEmulator",
+    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "HubSpotEmulator", "JiraEmulator", "GitLabEmulator", "GmailEmulator",
     "GoogleDriveEmulator", "GoogleEmulator", "GraphEmulator", "ManualClock", "OneDriveEmulator",
     "OutlookEmulator", "PipedriveEmulator", "RateLimitSpec", "SalesforceEmulator", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
 ]
