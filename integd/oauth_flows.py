@@ -25,14 +25,11 @@ FlowGrantRefused, ClientRefused, FlowFinished), each with its JSON-RPC code.
 from __future__ import annotations
 
 import asyncio
-import socket
-import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import structlog
-from aiohttp import web
 
 from connectors.catalogue import get_service
 from connectors.oauth import protocol
@@ -42,9 +39,9 @@ from connectors.oauth.protocol import (AuthorizationDenied, ClientInvalid, Devic
 from domain import (CheckInterval, ConnectedApp, ConnectionTimeout, DomainEvent, DomainException, Integration,
                     IntegrationFailure, IntegrationId, InvalidConfiguration, InvalidStateTransition, RateLimit)
 from integd.oauth_clients import ResolvedClient
-from integd.oauth_errors import (ClientRefused, FlowDenied, FlowError, FlowExpired, FlowFinished, FlowGrantRefused,
+from integd.oauth_errors import (ClientRefused, FlowDenied, FlowExpired, FlowFinished, FlowGrantRefused,
                                  FlowNotFound, FlowStateMismatch, TokenEndpointFailed)
-from integd.oauth_tokens import credential_from
+from integd.oauth_loopback import LoopbackListener
 
 if TYPE_CHECKING:
     from integd.oauth import OAuthFeature
@@ -90,7 +87,7 @@ class Flow:
     device: DeviceAuthorization | None = field(default=None, repr=False)
     error: str | None = None
     app_id: str | None = None
-    listener: web.AppRunner | None = field(default=None, repr=False)
+    listener: LoopbackListener | None = field(default=None, repr=False)
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -106,13 +103,6 @@ class Flow:
                            verification_uri_complete=self.device.verification_uri_complete,
                            interval=self.device.interval)
         return out
-
-
-def _with_port(uri: str, port: int) -> str:
-    parts = urllib.parse.urlsplit(uri)
-    host = parts.hostname or "127.0.0.1"
-    shown = f"[{host}]" if ":" in host else host
-    return urllib.parse.urlunsplit((parts.scheme, f"{shown}:{port}", parts.path or "/", parts.query, ""))
 
 
 def _translate(failure: IntegrationFailure) -> Exception:
@@ -298,9 +288,9 @@ class FlowManager:
         task, flow.task = flow.task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        runner, flow.listener = flow.listener, None
-        if runner is not None:
-            self.feature.spawn(runner.cleanup(), name=f"oauth-listener-stop:{flow.id}")
+        listener, flow.listener = flow.listener, None
+        if listener is not None:
+            self.feature.spawn(listener.close(), name=f"oauth-listener-stop:{flow.id}")
 
     def _make_event(self, flow: Flow, state: str) -> OAuthFlowEvent:
         return OAuthFlowEvent(app_id=flow.id, user=flow.owner, occurred_at=self.feature.clock.time(),
@@ -313,37 +303,10 @@ class FlowManager:
 
     # ---- the loopback listener (RFC 8252 §7.3) -------------------------------------------------------
     async def _listen(self, flow: Flow) -> None:
-        parts = urllib.parse.urlsplit(flow.client.redirect_uri)
-        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "::1"):
-            raise InvalidConfiguration(f"the loopback flow needs a redirect URI on http://127.0.0.1 (configured: "
-                                       f"{parts.scheme}://{parts.hostname}); use the paste flow",
-                                       field="redirect_uri")
-        path = parts.path or "/"
-
-        async def callback(request: web.Request) -> web.Response:
-            try:
-                await self._complete_with(flow, str(request.url))
-            except (FlowError, IntegrationFailure, DomainException) as exc:
-                return web.Response(status=400, text=f"integd: {exc}\n")
-            return web.Response(text="integd: connected. You can close this window.\n")
-
-        app = web.Application()
-        app.router.add_get(path, callback)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        family = socket.AF_INET6 if parts.hostname == "::1" else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.bind((parts.hostname, 0))     # ephemeral port on loopback only
-            sock.listen(8)
-            sock.setblocking(False)
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
-        flow.listener = runner
-        flow.redirect_uri = _with_port(flow.client.redirect_uri, sock.getsockname()[1])
+        async def redirected(url: str) -> None:
+            await self._complete_with(flow, url)
+        flow.listener = await LoopbackListener.start(flow.client.redirect_uri, redirected)
+        flow.redirect_uri = flow.listener.redirect_uri
 
     async def stop(self) -> None:
         for flow in list(self.flows.values()):
@@ -352,7 +315,7 @@ class FlowManager:
             if flow.task is not None:
                 flow.task.cancel()
             if flow.listener is not None:
-                await flow.listener.cleanup()
+                await flow.listener.close()
                 flow.listener = None
 
 
@@ -368,4 +331,4 @@ def integration_for(feature: OAuthFeature, service: str, scopes: tuple[str, ...]
                        check_interval=CheckInterval(feature.config.health.interval), scopes=scopes)
 
 
-__all__ = ["Flow", "FlowManager", "OAuthFlowEvent", "credential_from"]
+__all__ = ["Flow", "FlowManager", "OAuthFlowEvent", "integration_for"]

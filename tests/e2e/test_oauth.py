@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from connectors.emulators.base import ManualClock
 from connectors.emulators.github import GitHubEmulator
 from connectors.emulators.slack import SlackEmulator
-from domain import FakeClock
 from integd.bootstrap import Daemon
 from integd.client import IntegdClient, IntegdSession, RpcCallError
 from integd.config import Config, Paths
