@@ -11,6 +11,7 @@ from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefus
 from connectors.streams.dropbox import DropboxFiles
 from connectors.streams.github import GitHubIssues
 from connectors.streams.gitlab import GitLabIssues
+from connectors.streams.hubspot import HubSpotContacts
 from connectors.streams.jira import JiraIssues
 from connectors.streams.google import DriveFiles, GmailMessages
 from connectors.streams.pipedrive import PipedriveDeals
@@ -19,7 +20,7 @@ from connectors.streams.slack import SlackMessages
 
 STREAMS: dict[tuple[str, str], type[Stream]] = {
     (cls.service, cls.name): cls for cls in (GitHubIssues, JiraIssues, GitLabIssues, SlackMessages, GmailMessages, DriveFiles,
-                                                 PipedriveDeals, SalesforceAccounts, SalesforceContacts,
+                                                 PipedriveDeals, SalesforceAccounts, SalesforceContacts, HubSpotContacts,
                                                  DropboxFiles)
 }
 
