@@ -18,7 +18,9 @@ Rate model (the token budget), told to the gate as one RateSignal per answer, th
 
 The budget is counted in tokens and calls cost different amounts, which a call-counting gate cannot know; so
 the budget is expressed in calls of the dearest kind this connector makes (a search, 40 tokens): the gate
-stops early by at most one such call, and never sends a call the budget cannot pay for.
+stops early by at most one such call, and never sends a call the budget cannot pay for. No change to CallGate
+was needed. ``x-daily-requests-left`` (the legacy count of api_token writes) is not turned into a block: it
+limits writes only, and the gate would hold back reads too; its 429 carries a Retry-After like the others.
 
 Classification (everything else, including 400, 404, 410 and 422, is handed back)::
 
