@@ -22,7 +22,7 @@ from connectors.base import ServiceDescriptor
 API_KEY, OAUTH2 = AuthMode.API_KEY, AuthMode.OAUTH2
 GRAPH = "https://graph.microsoft.com/v1.0"
 IMPLEMENTED = frozenset({"jira", "gitlab", "github", "slack", "sendgrid", "gmail", "google_drive", "outlook", "onedrive",
-                         "teams", "pipedrive", "salesforce", "dropbox", "hubspot"})
+                         "teams", "pipedrive", "salesforce", "dropbox", "hubspot", "discord"})
 
 
 def per_window(limit: int, seconds: float, burst: int) -> RateLimit:

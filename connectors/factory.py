@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.catalogue import SERVICES, get_service
+from connectors.discord import DiscordConnector
 from connectors.dropbox import DropboxConnector
 from connectors.github import GitHubConnector
 from connectors.gitlab import GitLabConnector
@@ -34,7 +35,7 @@ from domain.model import ApiCredential
 CONNECTORS: dict[str, type[Connector]] = {
     cls.descriptor.name: cls for cls in (GitHubConnector, JiraConnector, GitLabConnector, SlackConnector, SendGridConnector, GmailConnector,
                                          GoogleDriveConnector, OutlookConnector, OneDriveConnector, TeamsConnector,
-                                         PipedriveConnector, SalesforceConnector, DropboxConnector,
+                                         PipedriveConnector, SalesforceConnector, DropboxConnector, DiscordConnector,
                                          HubSpotConnector)
 }
 

@@ -10,6 +10,7 @@ Example::
 """
 
 from .base import Emulator, EmulatorInputError, FaultKnobs, ManualClock, RateLimitSpec
+from .discord import DiscordEmulator
 from .dropbox import DropboxEmulator
 from .github import GitHubEmulator
 from .gitlab import GitLabEmulator
@@ -36,13 +37,14 @@ EMULATORS: dict[str, type[Emulator]] = {
     "onedrive": OneDriveEmulator,
     "teams": TeamsEmulator,
     "dropbox": DropboxEmulator,
+    "discord": DiscordEmulator,
     "salesforce": SalesforceEmulator,
     "hubspot": HubSpotEmulator,
     "pipedrive": PipedriveEmulator,
 }
 
 __all__ = [
-    "EMULATORS", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "HubSpotEmulator", "JiraEmulator", "GitLabEmulator", "GmailEmulator",
+    "EMULATORS", "DiscordEmulator", "DropboxEmulator", "Emulator", "EmulatorInputError", "FaultKnobs", "GitHubEmulator", "HubSpotEmulator", "JiraEmulator", "GitLabEmulator", "GmailEmulator",
     "GoogleDriveEmulator", "GoogleEmulator", "GraphEmulator", "ManualClock", "OneDriveEmulator",
     "OutlookEmulator", "PipedriveEmulator", "RateLimitSpec", "SalesforceEmulator", "SendGridEmulator", "SlackEmulator", "TeamsEmulator",
 ]
