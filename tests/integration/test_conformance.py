@@ -188,7 +188,15 @@ RESOURCES: dict[tuple[str, str], Callable[[Connector], Awaitable[str]]] = {
                                            lambda b: b[0]["id"]),
     ("slack", "messages"): lambda c: _first(c, ApiRequest("GET", "/conversations.list"),
                                             lambda b: b["channels"][0]["id"]),
+    ("jira", "issues"): lambda c: _first(c, ApiRequest("GET", "/project"), lambda b: b[0]["key"]),
+    ("discord", "messages"): lambda c: _discord_channel(c),
 }
+
+
+async def _discord_channel(connector: Connector) -> str:
+    guild = await _first(connector, ApiRequest("GET", "/users/@me/guilds"), lambda b: b[0]["id"])
+    return await _first(connector, ApiRequest("GET", f"/guilds/{guild}/channels"),
+                        lambda b: next(ch["id"] for ch in b if ch.get("type") == 0))
 
 
 async def _resource(stream: type[Stream], connector: Connector) -> str | None:
