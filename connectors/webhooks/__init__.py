@@ -103,10 +103,10 @@ def verify_slack(secret: bytes, body: bytes, timestamp: str | None, header: str 
 
 def _registry() -> dict[str, Verifier]:
     # imported here, after the helpers above exist: the provider modules import them from this package
-    from connectors.webhooks import discord, dropbox, gitlab, jira, pipedrive
+    from connectors.webhooks import discord, dropbox, gitlab, hubspot, jira, pipedrive
 
     return {"gitlab": gitlab.VERIFIER, "jira": jira.VERIFIER, "dropbox": dropbox.VERIFIER,
-            "discord": discord.VERIFIER, "pipedrive": pipedrive.VERIFIER}
+            "discord": discord.VERIFIER, "pipedrive": pipedrive.VERIFIER, "hubspot": hubspot.VERIFIER}
 
 
 VERIFIERS: dict[str, Verifier] = _registry()
