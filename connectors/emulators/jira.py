@@ -54,7 +54,7 @@ from .base import (
     TokenStatus, WindowState, bearer_token, decode_cursor, digest_int, encode_cursor, int_param, json_response, pick,
     read_body, seeded,
 )
-from .oauth import AuthorizationServer, OAuthServerOptions, Refusal
+from .oauth import AuthorizationServer, Dialect, OAuthServerOptions, Refusal
 
 OAUTH_OPTIONS = dict(authorize_path="/authorize", token_path="/oauth/token", device_path=None, revoke_path=None,
                      access_token_lifetime=3600.0, rotate_refresh_tokens=True,
@@ -83,6 +83,9 @@ class JiraOptions(BaseModel):
     check_email: bool = True               # Basic auth: the email must be the token's account's
     site_accepts_bearer: bool = True       # Data Center style PATs on the site URL
     delete_permission: bool = False        # most users may not delete issues: DELETE answers 403
+    # a dead refresh token: RFC 6749's 400 invalid_grant, or the 403 unauthorized_client "refresh_token is
+    # invalid" that the reference reports from the wild [unverified]
+    refresh_failure: Literal["invalid_grant", "unauthorized_client"] = "invalid_grant"
 
 
 def jira_time(epoch: float) -> str:
@@ -140,6 +143,19 @@ def derive_account(seed_text: str) -> Account:
                    f"{first} {last}", f"{first.lower()}.{last.lower()}{h % 100}@example.com", pick(ZONES, h >> 24))
 
 
+class AtlassianDialect(Dialect):
+    """RFC 6749 answers, except a dead refresh token when the emulator's ``refresh_failure`` knob says 403."""
+
+    def __init__(self, emu: JiraEmulator) -> None:
+        self.emu = emu
+
+    def token_error(self, request: web.Request, refusal: Refusal) -> web.Response:
+        if refusal.native == "invalid_refresh_token" and self.emu.options.refresh_failure == "unauthorized_client":
+            return json_response({"error": "unauthorized_client", "error_description": "refresh_token is invalid"},
+                                 403, {"Cache-Control": "no-store"})
+        return super().token_error(request, refusal)
+
+
 class AtlassianTokenServer(AuthorizationServer):
     """The shared authorization server, also reading the JSON bodies Atlassian documents for its token endpoint."""
 
@@ -176,7 +192,7 @@ class JiraEmulator(Emulator):
         self.cloud_id = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:32]}"
         self.site_url = f"https://{pick(ADJECTIVES, h)}-{pick(NOUNS, h >> 8)}.atlassian.net"
         self.prefixes = ("/rest/api/3", f"/ex/jira/{self.cloud_id}/rest/api/3")
-        self.oauth = AtlassianTokenServer(self, OAuthServerOptions(**OAUTH_OPTIONS))
+        self.oauth = AtlassianTokenServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=AtlassianDialect(self))
         self._generate()
 
     def mount(self, app: web.Application) -> None:

@@ -187,6 +187,13 @@ async def test_ratelimit_headers_are_learnt_and_no_request_is_ever_refused(env):
     assert len(env.sleeps) == 2 and env.sleeps[0] == pytest.approx(window_end - 1_700_000_000.0, abs=1)
     assert gate.usage()["provider"]["resource"] == "throttle_authenticated_api"
     assert gate.exhausted_events[0]["window"] == "provider"
+    # concurrent callers within a learnt window: the allowance (3 left) is counted down per admitted call, so
+    # the fourth waits for the reset instead of spending a call the provider would refuse
+    sleeps_before = len(env.sleeps)
+    results = await asyncio.gather(*(attempt(connector, ApiRequest("GET", "/user")) for _ in range(4)))
+    assert all(getattr(r, "status", None) == 200 for r in results)
+    assert [e.status for e in env.emu.request_log] == [200] * 16          # still zero 429s
+    assert len(env.sleeps) == sleeps_before + 1
 
 
 async def test_an_exhausted_window_is_a_429_retry_later_with_retry_after(env):
@@ -220,3 +227,28 @@ async def test_a_bad_base_url_is_a_configuration_error(env):
     connector = env.connector(base_url=env.emu.origin + "/api/v3")
     health = await connector.validate_connection()
     assert not health.ok and health.category is IntegrationError.INVALID_CONFIGURATION
+
+
+async def test_the_device_grant_of_gitlab_17_2(env):
+    client = env.oauth_client()
+    authorization = await client.start_device(("read_api", "read_user"))
+    assert authorization.user_code and authorization.interval == 5
+    poller = protocol.DevicePoller(client.provider, CLIENT, authorization)
+    assert await client.poll_device(poller) is None                     # authorization_pending
+    assert env.emu.oauth.approve(authorization.user_code)
+    env.clock.advance(poller.interval)
+    tokens = await client.poll_device(poller)
+    assert tokens is not None and tokens.refresh_token
+    identity = await env.connector(ApiCredential.from_tokens(tokens.access_token)).authenticate()
+    assert identity.account_id
+
+
+async def test_revocation_ends_the_grant(env):
+    tokens = await consent(env)
+    connector = env.connector(ApiCredential.from_tokens(tokens.access_token))
+    await connector.authenticate()
+    assert await env.oauth_client().revoke(tokens.access_token, "access_token") is True
+    health = await connector.validate_connection()
+    assert not health.ok and health.category is AUTH and health.status == 401
+    with pytest.raises(GrantInvalid):
+        await env.oauth_client().refresh(tokens.refresh_token)

@@ -163,6 +163,18 @@ async def test_refresh_rotates_and_the_old_refresh_token_dies(env):
         await env.oauth_client().refresh(tokens.refresh_token)
 
 
+async def test_a_dead_refresh_token_in_the_403_unauthorized_client_shape(env):
+    # the reference reports this shape from the wild [unverified]; today's shared OAuth client files it under the
+    # client registration (INVALID_CONFIGURATION), not under a grant needing a new consent: see the issue 7 report
+    env.emu.options.refresh_failure = "unauthorized_client"
+    tokens = await consent(env)
+    await env.oauth_client().refresh(tokens.refresh_token)
+    with pytest.raises(IntegrationFailure) as info:
+        await env.oauth_client().refresh(tokens.refresh_token)
+    assert info.value.status == 403 and "refresh_token is invalid" in str(info.value)
+    assert tokens.refresh_token not in str(info.value)
+
+
 async def test_the_token_endpoint_takes_the_json_body_atlassian_documents(env):
     tokens = await consent(env)
     body = {"grant_type": "refresh_token", "client_id": CLIENT.client_id, "client_secret": CLIENT.secret,
