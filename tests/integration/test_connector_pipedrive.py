@@ -22,7 +22,7 @@ from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
 from connectors.oauth import oauth_provider, protocol
 from connectors.oauth.client import OAuthClient
-from connectors.oauth.protocol import ClientCredentials
+from connectors.oauth.protocol import ClientCredentials, GrantInvalid
 from connectors.pipedrive import split_base
 from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure, RateLimitExceededException
@@ -113,7 +113,11 @@ async def test_oauth_token_and_api_domain_become_the_api_host(env: Env) -> None:
     deals = await connector.send_request(ApiRequest("GET", "/api/v2/deals", params={"limit": 5}))
     assert deals.status == 200 and len(deals.body["data"]) == 5
     fresh = await client.refresh(tokens.refresh_token)
+    assert fresh.refresh_token == tokens.refresh_token and fresh.extra["api_domain"] == env.emu.origin
     assert (await env.connector(ApiCredential.from_tokens(fresh.access_token)).authenticate()).account_id
+    assert await client.revoke(tokens.refresh_token, "refresh_token") is True      # the app is uninstalled
+    with pytest.raises(GrantInvalid):
+        await client.refresh(tokens.refresh_token)
 
 
 def test_base_urls_of_every_documented_form() -> None:
@@ -217,3 +221,22 @@ async def test_caller_errors_are_handed_back(env: Env) -> None:
     bad = await connector.send_request(ApiRequest("POST", "/api/v2/deals", json={"value": 1}))
     assert bad.status == 400 and "title" in bad.body["error"]
     assert [r.outcome for r in env.records] == ["ok", "ok"]
+
+
+def test_classification_of_answers_the_emulator_does_not_give() -> None:
+    clock = FakeClock(1_700_000_000.0)
+    connector = build_connector("pipedrive", ApiCredential.from_api_key(ApiKey(TOKEN)), app_id="int_pd",
+                                base_url=None, transport=HttpTransport(), clock=clock)
+    body = {"success": False, "error": "Company account is not open", "error_info": "…"}
+    unpaid = connector.classify(402, {}, body)
+    assert unpaid is not None and unpaid.category is IntegrationError.INVALID_CONFIGURATION
+    abuse = connector.classify(403, {"retry-after": "30"}, {"success": False, "error": "Forbidden"})
+    assert abuse is not None and abuse.category is RATE and abuse.retry_after == 30
+    assert connector.classify(422, {}, body) is None and connector.classify(410, {}, body) is None
+    low = connector.rate_signal(200, {"x-daily-ratelimit-token-remaining": "39", "x-ratelimit-remaining": "5"}, {})
+    assert low.remaining == 0 and low.reset_at == 1_700_006_400 and low.resource == "daily_token_budget"
+    fine = connector.rate_signal(200, {"x-daily-ratelimit-token-remaining": "40", "x-ratelimit-limit": "20",
+                                       "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}, {})
+    assert (fine.limit, fine.remaining, fine.reset_at, fine.resource) == (20, 0, 1_700_000_002, "burst")
+    assert connector.base_url == "https://api.pipedrive.com" and connector.identity_request().path == "/v1/users/me"
+    assert connector.auth_headers() == {"x-api-token": TOKEN}
