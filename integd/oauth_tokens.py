@@ -12,8 +12,9 @@ is not) and is the connector's ``TokenSource`` (connectors.base)::
 
 A refresh, in order::
 
-    1. rotating provider whose old refresh token dies at once (GitHub, Slack): commit grant state
-       "refreshing" (write-ahead marker, own transaction)
+    1. commit grant state "refreshing" (write-ahead marker, own transaction). Written for every provider, not
+       only those described as revoking the old refresh token (GitHub, Slack): a misdescribed or changed
+       provider then still gets the precise cause; the cost is one small write per refresh
     2. POST token endpoint (no transaction open)                    <- INTEGD_TEST_CRASH_AFTER_TOKEN_RESPONSE=1
     3. one transaction: the new tokens into the vault (apps.credential) + grant state "ok"     os._exit(137)s
     4. only now the new access token is used                                                   between 2 and 3
@@ -52,8 +53,8 @@ CRASH_HOOK = "INTEGD_TEST_CRASH_AFTER_TOKEN_RESPONSE"
 EXPIRY_SKEW = 5.0            # a token this close to expiry is treated as expired
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 300.0
 LOST_ROTATION = ("the provider refused the stored refresh token (invalid_grant) after a refresh whose answer was "
-                 "lost before it could be stored (crash or network failure); this provider revokes the old "
-                 "refresh token when it issues a new one, so the grant is gone: reconnect the app")
+                 "lost before it could be stored (crash or network failure); the provider revoked the old "
+                 "refresh token when it issued the new one, so the grant is gone: reconnect the app")
 
 
 def credential_from(tokens: TokenSet, previous: ApiCredential | None = None, *,
@@ -160,17 +161,16 @@ class AppTokens:
                                      f"{self.service}: the access token expired and the provider issued no "
                                      "refresh token; reconnect the app")
         resolved = await m.registry.resolve(self.service, tenant=self._credential.attributes.get("tenant"))
-        provider = resolved.provider
-        marker = provider.rotates_refresh_tokens and not provider.old_refresh_token_survives_rotation
-        if marker:
-            await m.oauth_store.set_grant(self.app_id, "refreshing", now=m.clock.time())
-        client = OAuthClient(provider, resolved.credentials, m.transport, clock=m.clock)
+        await m.oauth_store.set_grant(self.app_id, "refreshing", now=m.clock.time())
+        client = OAuthClient(resolved.provider, resolved.credentials, m.transport, clock=m.clock)
         try:
             tokens = await client.refresh(refresh_token)
         except GrantInvalid as failure:
             await self._mark_dead(failure)
             raise self._dead from None
         except IntegrationFailure as failure:
+            if failure.status is not None:     # the provider answered (5xx, garbage): no new token was issued
+                await m.oauth_store.set_grant(self.app_id, "ok", now=m.clock.time())
             self._outage = failure
             self._retry_at = m.clock.time() + self._backoff
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)

@@ -198,8 +198,11 @@ def toml(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def test_kill_9_between_token_response_and_commit_keeps_the_grant(short_dir):
-    emu = emulator(ManualClock(time.time()), survives=True)      # Microsoft-like: the old refresh token survives
+@pytest.mark.parametrize("survives", [True, False], ids=["microsoft-like", "github-like"])
+async def test_kill_9_between_token_response_and_commit(short_dir, survives):
+    """Microsoft-like (the old refresh token survives rotation): the app works after the restart, no consent.
+    GitHub-like (the old one dies at once): the loss is unavoidable, and the error names its precise cause."""
+    emu = emulator(ManualClock(time.time()), survives=survives)
     await emu.start()
     creds = short_dir / "creds"
     creds.mkdir()
@@ -237,9 +240,14 @@ async def test_kill_9_between_token_response_and_commit_keeps_the_grant(short_di
 
         proc = await run_daemon(state, sock, config, creds, crash=False)
         async with IntegdClient(str(sock)) as client:
-            assert (await call(client, app_id))["status"] == 200          # no new consent needed
-            app = await client.call("apps.get", {"app_id": app_id})
-            assert app["status"] == "connected"
+            if survives:
+                assert (await call(client, app_id))["status"] == 200          # no new consent needed
+                assert (await client.call("apps.get", {"app_id": app_id}))["status"] == "connected"
+            else:
+                with pytest.raises(RpcCallError) as info:
+                    await call(client, app_id)
+                assert info.value.code == -32008 and "lost before it could be stored" in info.value.message
+                assert (await client.call("apps.get", {"app_id": app_id}))["status"] == "unauthorized"
         proc.terminate()
         await proc.wait()
     finally:
