@@ -24,8 +24,9 @@ Cursor: ``{"since": ms, "archived_since": ms}`` between passes; within one ``pha
 "archived"), ``after``, ``anchor``, ``max`` and ``started`` (server time, ms, from the ``Date`` header).
 
 Push: create ``POST`` (201; a duplicate email is 409 -> :class:`PushRefused`); update ``PATCH`` after a conflict
-check: the contact's current ``updatedAt`` must not be newer than the change's base (HubSpot has no conditional
-update); delete archives (``DELETE``, 204; already gone counts as deleted). Each write is read back.
+check: the contact's current ``updatedAt`` must not be newer than the change's base, or than the version ``fetch``
+last read if that is newer (the runner's settled conflict, see ``connectors.streams.salesforce.settled_base``;
+HubSpot has no conditional update); delete archives (``DELETE``, 204; already gone counts as deleted). Each write is read back.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 
 from connectors.base import ApiRequest, ApiResponse
 from connectors.hubspot import hs_error
+from connectors.streams.salesforce import settled_base
 from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefused, RemoteRecord, Stream,
                                      StreamError)
 
@@ -71,6 +73,10 @@ class HubSpotContacts(Stream):
     can_update = True
     can_delete = True
     search_cap = SEARCH_CAP
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read: dict[str, float] = {}        # contact id -> updatedAt of the version last fetched
 
     @classmethod
     def check_resource(cls, resource: str) -> str:
@@ -186,7 +192,10 @@ class HubSpotContacts(Stream):
         if resp.status == 404:
             return None
         self._check(resp, "get contact", StreamError)
-        return self.record(resp.body)
+        found = self.record(resp.body)
+        if len(self._read) < 10_000:
+            self._read[remote_id] = found.modified
+        return found
 
     async def push(self, change: LocalChange) -> RemoteRecord:
         props = {k: change.data[k] for k in WRITABLE if k in change.data}
@@ -203,11 +212,12 @@ class HubSpotContacts(Stream):
             remote_id = self.record(resp.body).remote_id
         else:
             remote_id = self._id(change.remote_id)
-            if change.base_modified is not None:
+            base = settled_base(change.base_modified, self._read.pop(remote_id, None))
+            if base is not None:
                 current = await self.fetch(remote_id)
                 if current is None:
                     raise PushRefused(f"HubSpot update contact {remote_id}: it was deleted upstream")
-                if current.modified > change.base_modified + 0.0005:
+                if current.modified > base + 0.0005:
                     raise PushRefused(f"HubSpot update contact {remote_id}: conflict, it was modified upstream "
                                       "after the version this change is based on")
             resp = await self.call(ApiRequest("PATCH", f"{CONTACTS}/{remote_id}", json={"properties": props}))

@@ -18,7 +18,9 @@ Cursor: ``{"since": ISO | None, "deleted_since": ISO | None, "next": nextRecords
 
 Push: create ``POST sobjects/{T}/`` (201 {"id"}); update ``PATCH sobjects/{T}/{id}`` with
 ``If-Unmodified-Since: <base LastModifiedDate>``, so a record edited upstream since the base is refused with 412
-PRECONDITION_FAILED (:class:`PushRefused`, conflict) instead of overwritten; delete ``DELETE`` (a record
+PRECONDITION_FAILED (:class:`PushRefused`, conflict) instead of overwritten. The base is the change's, or the
+version ``fetch`` last read if newer (:func:`settled_base`: the runner fetches and settles a conflict before it
+pushes, so a ``local_wins`` write goes through, and only an edit racing in after that read is refused); delete ``DELETE`` (a record
 already gone counts as deleted). A write is followed by a GET of the record for its new LastModifiedDate,
 which is the record's ``modified``.
 """
@@ -56,6 +58,21 @@ def soql_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def settled_base(base: float | None, read: float | None) -> float | None:
+    """The version a push may overwrite: the change's base, or the version this stream read just before if newer.
+
+    The runner reads the record (``fetch``) right before it pushes and settles any conflict between that version
+    and the change's base itself (a ``local_wins`` policy pushes over it); the write must then only be refused if
+    the record moved again after that read.
+
+    >>> settled_base(10.0, 12.0), settled_base(10.0, None), settled_base(None, 12.0)
+    (12.0, 10.0, None)
+    """
+    if base is None:
+        return None
+    return base if read is None else max(base, read)
+
+
 class SalesforceObjects(Stream):
     """Base of the sObject streams; ``resource`` names the org (a label such as ``"default"``)."""
 
@@ -68,6 +85,10 @@ class SalesforceObjects(Stream):
     can_fetch = True
     can_update = True
     can_delete = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read: dict[str, float] = {}        # record id -> LastModifiedDate of the version last fetched
 
     @classmethod
     def check_resource(cls, resource: str) -> str:
@@ -151,7 +172,10 @@ class SalesforceObjects(Stream):
         if resp.status == 404:
             return None
         self._check(resp, "get record", StreamError)
-        return self.record(resp.body)
+        found = self.record(resp.body)
+        if len(self._read) < 10_000:
+            self._read[remote_id] = found.modified
+        return found
 
     async def push(self, change: LocalChange) -> RemoteRecord:
         body = {k: change.data[k] for k in self.writable if k in change.data}
@@ -172,8 +196,8 @@ class SalesforceObjects(Stream):
                 raise StreamError("Salesforce create record answered without an id")
         else:
             remote_id = self._id(change.remote_id)
-            headers = ({"If-Unmodified-Since": formatdate(change.base_modified, usegmt=True)}
-                       if change.base_modified is not None else None)
+            base = settled_base(change.base_modified, self._read.pop(remote_id, None))
+            headers = {"If-Unmodified-Since": formatdate(base, usegmt=True)} if base is not None else None
             resp = await self.call(ApiRequest("PATCH", f"{self._sobjects}/{remote_id}", json=body, headers=headers))
             if resp.status == 412:
                 raise PushRefused(f"Salesforce update {self.sobject} {remote_id}: conflict, the record was modified "
