@@ -10,7 +10,8 @@ Two ways in, two base URLs:
   ``GET https://api.atlassian.com/oauth/token/accessible-resources`` (the site named by the attribute ``site`` if
   set, else the first one). ``base_url`` may be the gateway root (default) or a full ``.../ex/jira/{id}/rest/api/3``.
 
-A base URL without ``/rest/api/`` gets ``/rest/api/3`` appended, so ``https://acme.atlassian.net`` works.
+A base URL without ``/rest/api/`` gets ``/rest/api/3`` appended, so ``https://acme.atlassian.net`` works; the
+catalogue's placeholder ``https://your-domain.atlassian.net/rest/api/3`` counts as no base URL.
 Identity ``GET /myself`` (accountId, displayName, emailAddress, timeZone). Pagination: ``nextPageToken`` of
 ``/search/jql`` (GET parameter or POST body), else ``startAt``/``isLast``/``values`` of the other lists.
 
@@ -43,7 +44,7 @@ from typing import Any
 
 from connectors.base import AccountIdentity, ApiRequest, ApiResponse, Connector, RateSignal
 from connectors.catalogue import SERVICES
-from connectors.http import parse_float, parse_int, parse_retry_after
+from connectors.http import normalize_base_url, parse_float, parse_int, parse_retry_after
 from connectors.oauth.provider import OAuthProvider
 from domain.errors import IntegrationError, IntegrationFailure
 from domain.values import AuthMode
@@ -122,6 +123,8 @@ class JiraConnector(Connector):
         self._gateway: str | None = None
         self._discovery = asyncio.Lock()
         given = kwargs.get("base_url")
+        if given and normalize_base_url(given) == normalize_base_url(self.descriptor.default_base_url):
+            given = None         # the catalogue's placeholder site (integd's fallback) means "none given"
         if self._credential.mode is AuthMode.API_KEY:
             if not given:
                 raise self.failure(IntegrationError.INVALID_CONFIGURATION, "an API token needs the site as base_url "

@@ -18,7 +18,8 @@ issues generated from the seed. Issues: `GET /projects/:id/issues` (`state`, `up
 `order_by` created_at|updated_at, `sort`, `per_page` max 100; offset pages with `x-page`/`x-next-page`/`x-total`
 and `Link`, or `pagination=keyset` with a `Link rel="next"` carrying `cursor=`), `GET/PUT/DELETE
 /projects/:id/issues/:iid`, `POST /projects/:id/issues`. `:id` is the numeric id or the URL-encoded path.
-Test helpers: `edit_issue` (another user edits), `delete_issue` (an owner deletes).
+Test helpers: `edit_issue` (another user edits), `delete_issue` (an owner deletes), `hook_delivery`
+(an Issue Hook webhook POST: headers and body).
 
 Error answers:
     401 {"message":"401 Unauthorized"}     403 {"error":"insufficient_scope",...,"scope":"api"}
@@ -146,6 +147,7 @@ class GitLabEmulator(Emulator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.users: dict[str, User] = {}
         self.projects: dict[int, Project] = {}
+        self._deliveries = 0
         super().__init__(*args, **kwargs)
         self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS))
 
@@ -202,6 +204,27 @@ class GitLabEmulator(Emulator):
         self._apply(issue, changes)
         issue.updated = max(self.clock(), issue.updated + 1)
         return issue
+
+    def hook_delivery(self, project_id: int, iid: int, secret: str) -> tuple[dict[str, str], bytes]:
+        """An "Issue Hook" delivery for the issue, as GitLab would POST it to a hook with ``secret``.
+
+        Headers: ``X-Gitlab-Event``, ``X-Gitlab-Token`` (the secret verbatim), ``X-Gitlab-Event-UUID`` (new per
+        event), ``X-Gitlab-Webhook-UUID`` (the hook's), ``X-Gitlab-Instance``, ``Idempotency-Key``.
+        """
+        project = self.projects[project_id]
+        issue = self._issue(project, iid)
+        self._deliveries += 1
+        event = f"{digest_int('event', self.seed, self._deliveries):032x}"
+        body = {"object_kind": "issue", "event_type": "issue", "user": issue.author.brief(self.origin),
+                "project": {"id": project.id, "path_with_namespace": project.path},
+                "object_attributes": {"id": issue.id, "iid": issue.iid, "title": issue.title, "state": issue.state,
+                                      "updated_at": iso(issue.updated), "action": "update"}}
+        uuid = f"{event[:8]}-{event[8:12]}-{event[12:16]}-{event[16:20]}-{event[20:]}"
+        headers = {"Content-Type": "application/json", "X-Gitlab-Event": "Issue Hook", "X-Gitlab-Token": secret,
+                   "X-Gitlab-Event-UUID": uuid, "Idempotency-Key": uuid,
+                   "X-Gitlab-Webhook-UUID": f"hook-{digest_int('hook', self.seed) % 10**8}",
+                   "X-Gitlab-Instance": self.origin}
+        return headers, json.dumps(body).encode()
 
     def delete_issue(self, project_id: int, iid: int) -> None:
         """An owner deletes an issue: it leaves every list and answers 404."""

@@ -22,8 +22,8 @@ the OAuth grant's subject) has an email, a display name and a time zone, in whic
 Endpoints: `/myself`, `/project`, `/project/{key}`, `GET|POST /search/jql` (JQL slice of `jira_jql`, keyset
 `nextPageToken` valid 7 days, `fields` default `id`, `maxResults` default 50, max 100 or 5,000 for id/key only),
 `GET|PUT|DELETE /issue/{idOrKey}` (DELETE: 403 unless `delete_permission`), `POST /issue` (v3: description
-must be ADF). Test helpers: `edit_issue`,
-`delete_issue`, `account_email`.
+must be ADF). Test helpers: `edit_issue`, `delete_issue`, `account_email`, `webhook_delivery` (a signed admin
+webhook POST).
 
 Error answers (ErrorCollection `{"errorMessages": [...], "errors": {...}}` unless said):
     401 site: "Client must be authenticated to access this resource."   gateway: {"code":401,"message":...}
@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import math
 import random
@@ -236,6 +238,18 @@ class JiraEmulator(Emulator):
             setattr(issue, name, value)
         issue.updated = max(self.clock(), issue.updated + 1)
         return issue
+
+    def webhook_delivery(self, key: str, secret: str, event: str = "jira:issue_updated") -> tuple[dict[str, str], bytes]:
+        """An admin webhook POST for the issue, signed ``X-Hub-Signature: sha256=<hex HMAC of the body>``."""
+        issue = self._find(key)
+        if issue is None:
+            raise KeyError(f"no issue {key}")
+        body = json.dumps({"timestamp": int(self.clock() * 1000), "webhookEvent": event,
+                           "issue": {"id": str(issue.id), "key": issue.key,
+                                     "fields": {"summary": issue.summary, "updated": jira_time(issue.updated)}},
+                           "user": issue.reporter.brief()}).encode()
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return {"Content-Type": "application/json", "X-Hub-Signature": f"sha256={signature}"}, body
 
     def delete_issue(self, key: str) -> None:
         """Someone with the permission deletes an issue: it leaves every search and answers 404."""

@@ -130,9 +130,14 @@ async def test_a_wrong_email_or_token_is_the_sites_401(env):
     assert not health.ok and health.category is AUTH and env.emu.hits("/myself") == 2   # never retried
 
 
-async def test_an_api_token_needs_the_site(env):
-    with pytest.raises(IntegrationFailure, match="needs the site"):
-        build_connector("jira", env.api_key(), app_id="x", base_url=None, transport=env.transport)
+async def test_an_api_token_needs_the_site_and_oauth_defaults_to_the_gateway(env):
+    placeholder = "https://your-domain.atlassian.net/rest/api/3"      # what integd passes when none is configured
+    for base in (None, placeholder):
+        with pytest.raises(IntegrationFailure, match="needs the site"):
+            build_connector("jira", env.api_key(), app_id="x", base_url=base, transport=env.transport)
+        oauth = build_connector("jira", ApiCredential.from_tokens(TOKEN), app_id="x", base_url=base,
+                                transport=env.transport)
+        assert oauth.base_url == "https://api.atlassian.com" and oauth.cloud_id is None
 
 
 async def test_oauth_discovers_the_cloud_id_and_uses_the_gateway(env):

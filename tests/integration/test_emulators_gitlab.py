@@ -103,3 +103,15 @@ async def test_faults_and_options_are_validated(emu):
     emu.faults.error_rate = 1.0
     status, _, _ = await get(emu, "/user", {"PRIVATE-TOKEN": PAT})
     assert status in (500, 502, 503)
+
+
+async def test_issue_hook_deliveries_pass_the_gitlab_verifier(emu):
+    from connectors.webhooks import VERIFIERS, WebhookRejected
+    project = emu.project_of(PAT)
+    headers, body = emu.hook_delivery(project.id, 3, "hook-secret")
+    again_headers, _ = emu.hook_delivery(project.id, 3, "hook-secret")
+    delivery = VERIFIERS["gitlab"].verify(headers, body, b"hook-secret", 0.0)
+    assert delivery == headers["X-Gitlab-Event-UUID"] != again_headers["X-Gitlab-Event-UUID"]
+    assert headers["X-Gitlab-Event"] == "Issue Hook" and b'"object_kind": "issue"' in body
+    with pytest.raises(WebhookRejected):
+        VERIFIERS["gitlab"].verify(headers, body, b"another-secret", 0.0)

@@ -124,3 +124,12 @@ async def test_options_are_validated(emu):
         EMULATORS["jira"](options={"projects": []})
     emu.faults.error_rate = 1.0
     assert (await call("GET", emu.base_url + "/myself", basic(emu)))[0] in (500, 502, 503)
+
+
+async def test_webhook_deliveries_pass_the_jira_verifier(emu):
+    from connectors.webhooks import VERIFIERS, WebhookRejected
+    headers, body = emu.webhook_delivery("DEMO-2", "jira-hook-secret")
+    assert VERIFIERS["jira"].verify(headers, body, b"jira-hook-secret", 0.0).startswith("sha256:")
+    assert b'"webhookEvent": "jira:issue_updated"' in body
+    with pytest.raises(WebhookRejected):
+        VERIFIERS["jira"].verify(headers, body + b" ", b"jira-hook-secret", 0.0)
