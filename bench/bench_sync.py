@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import sys
@@ -36,6 +35,7 @@ from connectors.factory import build_connector
 from integd.bootstrap import Daemon
 from integd.client import IntegdClient
 from integd.config import Config, Paths
+from integd.logging import configure_logging
 from integd.store.sync_schema import SYNC_MIGRATION_SQL
 
 TOKEN = "ghp_benchToken0000000000000000000000001"
@@ -147,7 +147,7 @@ async def main(records: int, memory_sizes: list[int]) -> None:
             repo = await prepare_repo(http, base, records, 0)
             daemon = await daemon_in(folder / "speed")
             try:
-                async with IntegdClient(str(daemon.paths.socket)) as client:
+                async with IntegdClient(str(daemon.paths.socket), timeout=3600.0) as client:
                     app = await client.call("apps.connect", {"service": "github", "api_key": TOKEN, "base_url": base})
                     job_id, elapsed, counts = await sync_once(client, daemon, app["id"], repo)
                     rows = await stored_rows(daemon, job_id)
@@ -171,7 +171,7 @@ async def main(records: int, memory_sizes: list[int]) -> None:
                 repo = await prepare_repo(http, base, size, index)
                 daemon = await daemon_in(folder / f"memory-{size}")
                 try:
-                    async with IntegdClient(str(daemon.paths.socket)) as client:
+                    async with IntegdClient(str(daemon.paths.socket), timeout=3600.0) as client:
                         app = await client.call("apps.connect", {"service": "github", "api_key": TOKEN,
                                                                  "base_url": base})
                         tracemalloc.start()
@@ -194,5 +194,5 @@ if __name__ == "__main__":
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--memory", default="10000,50000", help="sizes for the peak-memory runs")
     args = ap.parse_args()
-    os.environ.setdefault("INTEGD_LOG_LEVEL", "warning")
+    configure_logging("warning", "json")       # as under journald: JSON lines, and no per-request info lines
     asyncio.run(main(args.records, [int(x) for x in args.memory.split(",") if x]))

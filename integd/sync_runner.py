@@ -34,7 +34,8 @@ from typing import Any
 
 import structlog
 
-from connectors.streams import STREAMS, CursorExpired, LocalChange, Stream, StreamError, canonical, content_hash
+from connectors.streams import (STREAMS, CursorExpired, LocalChange, Page, Stream, StreamError, canonical,
+                                content_hash)
 from domain import (Clock, IntegrationError, IntegrationFailure, InvalidStateTransition, NotFound, RateLimitExceededException, Resolution,
                     Side, SyncCounts, SyncJob, SyncState, UsageLimitExceededException, resolve_conflict)
 from integd.runtime import Runtimes
@@ -201,35 +202,48 @@ class SyncRunner:
 
     # ---- pull ------------------------------------------------------------------------------------------------
     async def _pull(self, run: Run, job: SyncJob, stream: Stream) -> None:
+        """Pages from the cursor; page N+1 is fetched while page N commits (a read never depends on a write:
+        each page's cursor is self-contained), and pages still commit strictly in order."""
         cursor = stream.start_cursor(job.cursor, full=run.full, pass_token=uuid.uuid4().hex)
         restarted = False
+        fetching: asyncio.Task[Page] = asyncio.ensure_future(stream.pull(cursor))
         while True:
             try:
-                page = await stream.pull(cursor)
+                page = await fetching
             except CursorExpired as expired:
                 if restarted:
                     raise
                 log.warning("sync.cursor_expired", job_id=job.id, stream=job.key, reason=str(expired))
                 restarted, run.full = True, True
                 cursor = stream.start_cursor(None, full=True, pass_token=uuid.uuid4().hex)
+                fetching = asyncio.ensure_future(stream.pull(cursor))
                 continue
-            full_pass = cursor.get("pass") if cursor.get("full") else None
-            if page.records or page.cursor != cursor or (page.done and full_pass):
-                async with self.store.transaction() as tx:
-                    now = self.clock.time()
-                    counts = await self.records.apply_page(tx.conn, job, page.records, pass_token=full_pass,
-                                                           now=now)
-                    if page.done and full_pass:
-                        counts.deleted += await self.records.sweep(tx.conn, job, full_pass, now=now)
-                    await self.records.save_cursor(tx.conn, job.id, page.cursor, now=now)
-                run.counts.add(counts)
-            else:
-                run.counts.pages += 1
-            run.remaining = page.remaining
-            await self._progressed(run, job, done=page.done)
-            if page.done:
+            following = None if page.done else asyncio.ensure_future(stream.pull(page.cursor))
+            try:
+                await self._commit_page(run, job, cursor, page)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                raise
+            if following is None:
                 return
-            cursor = page.cursor
+            cursor, fetching = page.cursor, following
+
+    async def _commit_page(self, run: Run, job: SyncJob, cursor: dict[str, Any], page: Page) -> None:
+        full_pass = cursor.get("pass") if cursor.get("full") else None
+        if page.records or page.cursor != cursor or (page.done and full_pass):
+            async with self.store.transaction() as tx:
+                now = self.clock.time()
+                counts = await self.records.apply_page(tx.conn, job, page.records, pass_token=full_pass, now=now,
+                                                       cursor=page.cursor)
+                if page.done and full_pass:
+                    counts.deleted += await self.records.sweep(tx.conn, job, full_pass, now=now)
+            run.counts.add(counts)
+        else:
+            run.counts.pages += 1
+        run.remaining = page.remaining
+        await self._progressed(run, job, done=page.done)
 
     # ---- push ------------------------------------------------------------------------------------------------
     async def _push(self, run: Run, job: SyncJob, stream: Stream) -> None:

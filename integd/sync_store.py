@@ -17,10 +17,11 @@ names it; the change feed then says ``updated`` with ``previous_id``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -32,6 +33,7 @@ from integd.store.db import Database
 from integd.store.repository import Transaction
 
 IN_STEP, TO_PUSH, PARKED = 0, 1, 2
+T = TypeVar("T")
 
 
 _JOB_COLUMNS = ("id, app_id, user, service, stream, resource, direction, frequency, conflict_resolution, "
@@ -84,6 +86,50 @@ class _Writes:
     changes: list[tuple[Any, ...]]
     seen: list[tuple[Any, ...]]
     conflicts: list[tuple[Any, ...]]
+
+
+def in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """Run ``fn(sqlite3_connection, *args)`` on the aiosqlite connection's own thread, as ONE queued call.
+
+    A page of records is a SELECT, two to five executemany and a cursor UPDATE: awaited one by one that is seven
+    thread round trips, each of which waits for the worker and the GIL (83 µs idle, milliseconds on a busy
+    machine; libraries.md §4). aiosqlite has no public API for running a function on its thread, so this uses
+    ``Connection._execute`` and ``Connection._conn`` (both unchanged from aiosqlite 0.17 to 0.22.1, the pinned
+    version); the caller still holds the store's write transaction, so this stays inside it.
+    """
+    return conn._execute(lambda: fn(conn._conn, *args))
+
+
+def _flush_sync(db: sqlite3.Connection, w: _Writes) -> None:
+    """Write a batch: one executemany per kind of statement."""
+    if w.inserts:
+        db.executemany(
+            "INSERT INTO records (job_id, remote_id, app_id, stream, data, remote_modified, local_modified, "
+            "content_hash, deleted, version, dirty, base_modified, seen_run) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", w.inserts)
+    if w.updates:
+        db.executemany(
+            "UPDATE records SET data = ?, content_hash = ?, remote_modified = ?, local_modified = ?, "
+            "deleted = ?, version = ?, dirty = ?, base_modified = ?, seen_run = COALESCE(?, seen_run) "
+            "WHERE job_id = ? AND remote_id = ?", w.updates)
+    seen = [s for s in w.seen if s[0] is not None]
+    if seen:
+        db.executemany("UPDATE records SET seen_run = ? WHERE job_id = ? AND remote_id = ?", seen)
+    if w.changes:
+        db.executemany(
+            "INSERT INTO record_changes (job_id, app_id, stream, remote_id, op, origin, version, at, "
+            "previous_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", w.changes)
+    new = [c[1:] for c in w.conflicts if c[0] == "new"]
+    if new:
+        db.executemany(
+            "INSERT INTO sync_conflicts (job_id, app_id, remote_id, local_data, remote_data, local_modified, "
+            "remote_modified, policy, resolution, created_at, resolved_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+    refresh = [c[1:] for c in w.conflicts if c[0] == "refresh"]
+    if refresh:
+        db.executemany(
+            "UPDATE sync_conflicts SET remote_data = ?, remote_modified = ? "
+            "WHERE job_id = ? AND remote_id = ? AND resolved_at IS NULL", refresh)
 
 
 class SyncStore:
@@ -150,22 +196,28 @@ class SyncStore:
 
     # ---- pulled pages ---------------------------------------------------------------------------------------
     async def apply_page(self, conn: aiosqlite.Connection, job: SyncJob, records: Sequence[RemoteRecord], *,
-                         pass_token: str | None, now: float) -> SyncCounts:
-        """Merge one page of remote records into the store; the counts of what changed."""
+                         pass_token: str | None, now: float, cursor: dict[str, Any] | None = None) -> SyncCounts:
+        """Merge one page of remote records into the store (and store ``cursor``, if given); the counts of what
+        changed. The whole batch runs as ONE call on the connection's thread (see :func:`in_thread`)."""
+        return await in_thread(conn, self._apply_sync, job, records, pass_token, now, cursor)
+
+    def _apply_sync(self, db: sqlite3.Connection, job: SyncJob, records: Sequence[RemoteRecord],
+                    pass_token: str | None, now: float, cursor: dict[str, Any] | None) -> SyncCounts:
         latest: dict[str, RemoteRecord] = {}
         for rec in records:                  # a record listed twice in a page: its last state wins
             latest[rec.remote_id] = rec
-        if not latest:
-            return SyncCounts(pages=1)
-        ids = list(latest)
-        rows = await conn.execute_fetchall(       # one thread hop, not three: hops dominate a 100-row batch
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE job_id = ? AND remote_id IN "
-            f"({', '.join('?' * len(ids))})", (job.id, *ids))
-        existing = {r["remote_id"]: r for r in rows}
         counts, writes = SyncCounts(pages=1), _Writes([], [], [], [], [])
-        for rid, rec in latest.items():
-            self._merge(job, rec, existing.get(rid), counts, writes, pass_token, now)
-        await self._flush(conn, writes)
+        if latest:
+            ids = list(latest)
+            rows = db.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE job_id = ? AND remote_id IN "
+                              f"({', '.join('?' * len(ids))})", (job.id, *ids)).fetchall()
+            existing = {r["remote_id"]: r for r in rows}
+            for rid, rec in latest.items():
+                self._merge(job, rec, existing.get(rid), counts, writes, pass_token, now)
+            _flush_sync(db, writes)
+        if cursor is not None:
+            db.execute("UPDATE sync_jobs SET cursor = ?, updated_at = ? WHERE id = ?",
+                       (json.dumps(cursor), now, job.id))
         return counts
 
     def _merge(self, job: SyncJob, rec: RemoteRecord, row: aiosqlite.Row | None, counts: SyncCounts,
@@ -231,36 +283,6 @@ class SyncStore:
             w.updates.append((row["data"], row["content_hash"], rec.modified, row["local_modified"],
                               row["deleted"], row["version"], PARKED, row["base_modified"], pass_token, job.id,
                               rec.remote_id))
-
-    async def _flush(self, conn: aiosqlite.Connection, w: _Writes) -> None:
-        if w.inserts:
-            await conn.executemany(
-                "INSERT INTO records (job_id, remote_id, app_id, stream, data, remote_modified, local_modified, "
-                "content_hash, deleted, version, dirty, base_modified, seen_run) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", w.inserts)
-        if w.updates:
-            await conn.executemany(
-                "UPDATE records SET data = ?, content_hash = ?, remote_modified = ?, local_modified = ?, "
-                "deleted = ?, version = ?, dirty = ?, base_modified = ?, seen_run = COALESCE(?, seen_run) "
-                "WHERE job_id = ? AND remote_id = ?", w.updates)
-        seen = [s for s in w.seen if s[0] is not None]
-        if seen:
-            await conn.executemany("UPDATE records SET seen_run = ? WHERE job_id = ? AND remote_id = ?", seen)
-        if w.changes:
-            await conn.executemany(
-                "INSERT INTO record_changes (job_id, app_id, stream, remote_id, op, origin, version, at, "
-                "previous_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", w.changes)
-        new = [c[1:] for c in w.conflicts if c[0] == "new"]
-        if new:
-            await conn.executemany(
-                "INSERT INTO sync_conflicts (job_id, app_id, remote_id, local_data, remote_data, local_modified, "
-                "remote_modified, policy, resolution, created_at, resolved_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
-        refresh = [c[1:] for c in w.conflicts if c[0] == "refresh"]
-        if refresh:
-            await conn.executemany(
-                "UPDATE sync_conflicts SET remote_data = ?, remote_modified = ? "
-                "WHERE job_id = ? AND remote_id = ? AND resolved_at IS NULL", refresh)
 
     async def sweep(self, conn: aiosqlite.Connection, job: SyncJob, pass_token: str, *, now: float) -> int:
         """After a full refresh: tombstone every live, in-step record the pass did not see."""
@@ -365,7 +387,7 @@ class SyncStore:
         text = canonical(remote.data)
         w = _Writes([], [], [], [], [])
         self._take_remote(job, remote, row, text, content_hash(text), SyncCounts(), w, None, now)
-        await self._flush(conn, w)
+        await in_thread(conn, _flush_sync, w)
 
     async def park(self, conn: aiosqlite.Connection, job: SyncJob, row: aiosqlite.Row, remote: RemoteRecord,
                    *, resolution: Resolution, now: float) -> None:
