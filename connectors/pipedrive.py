@@ -12,14 +12,16 @@ which would put the secret in URLs and logs), OAuth access token as ``Authorizat
 Rate model (the token budget), told to the gate as one RateSignal per answer, the most constraining of::
 
     burst     x-ratelimit-limit / -remaining / -reset (seconds)         remaining 0 -> wait for the reset
-    budget    x-daily-ratelimit-token-remaining (company tokens left)   fewer than DEAREST_CALL tokens left
-                                                                        -> remaining 0 until UTC midnight
+    budget    x-daily-ratelimit-token-remaining (company tokens left)   remaining = tokens // DEAREST_CALL
+                                                                        calls until UTC midnight
     429       Retry-After (else x-ratelimit-reset, else 2 s)            the gate waits that long
 
 The budget is counted in tokens and calls cost different amounts, which a call-counting gate cannot know; so
 the budget is expressed in calls of the dearest kind this connector makes (a search, 40 tokens): the gate
-stops early by at most one such call, and never sends a call the budget cannot pay for. No change to CallGate
-was needed. ``x-daily-requests-left`` (the legacy count of api_token writes) is not turned into a block: it
+stops early by at most one such call, and never sends a call the budget cannot pay for. It is reported when it
+allows fewer calls than the burst window, so the gate always hears the tighter of the two. No change to CallGate
+was needed (a gate that counts a provider's ``remaining`` down per admitted call also keeps concurrent callers
+within it). ``x-daily-requests-left`` (the legacy count of api_token writes) is not turned into a block: it
 limits writes only, and the gate would hold back reads too; its 429 carries a Retry-After like the others.
 
 Classification (everything else, including 400, 404, 410 and 422, is handed back)::
@@ -126,13 +128,14 @@ class PipedriveConnector(Connector):
             retry_after = parse_retry_after(headers.get("retry-after"), now=now)
             if retry_after is None:
                 retry_after = reset if reset else BURST_WAIT
+        burst = parse_int(headers.get("x-ratelimit-remaining"))
         budget = parse_int(headers.get(BUDGET_HEADER))
-        if budget is not None and budget < DEAREST_CALL:
+        affordable = None if budget is None else max(0, budget) // DEAREST_CALL
+        if affordable is not None and (burst is None or affordable < burst):
             midnight = math.floor(now / DAY) * DAY + DAY
-            return RateSignal(limit=None, remaining=0, reset_at=midnight, retry_after=retry_after,
+            return RateSignal(limit=None, remaining=affordable, reset_at=midnight, retry_after=retry_after,
                               resource="daily_token_budget")
-        return RateSignal(limit=parse_int(headers.get("x-ratelimit-limit")),
-                          remaining=parse_int(headers.get("x-ratelimit-remaining")),
+        return RateSignal(limit=parse_int(headers.get("x-ratelimit-limit")), remaining=burst,
                           reset_at=now + reset if reset is not None else None, retry_after=retry_after,
                           resource="burst")
 

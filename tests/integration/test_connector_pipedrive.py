@@ -238,5 +238,7 @@ def test_classification_of_answers_the_emulator_does_not_give() -> None:
     fine = connector.rate_signal(200, {"x-daily-ratelimit-token-remaining": "40", "x-ratelimit-limit": "20",
                                        "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"}, {})
     assert (fine.limit, fine.remaining, fine.reset_at, fine.resource) == (20, 0, 1_700_000_002, "burst")
+    tight = connector.rate_signal(200, {"x-daily-ratelimit-token-remaining": "200", "x-ratelimit-remaining": "9"}, {})
+    assert (tight.remaining, tight.resource) == (5, "daily_token_budget")       # 5 searches' worth < 9
     assert connector.base_url == "https://api.pipedrive.com" and connector.identity_request().path == "/v1/users/me"
     assert connector.auth_headers() == {"x-api-token": TOKEN}
