@@ -24,7 +24,8 @@ Data: one company, ``deals`` generated from the seed (timestamps before the emul
 ``GET /api/v2/deals`` with ``limit`` (100, max 500), opaque keyset ``cursor``, ``updated_since`` (inclusive),
 ``updated_until`` (exclusive), ``sort_by`` id|update_time|add_time, ``sort_direction``, ``status``
 (open|won|lost|deleted; without it deleted deals are left out); ``GET/PATCH/DELETE /api/v2/deals/{id}``,
-``POST /api/v2/deals``. ``edit_deal``/``delete_deal`` are other clients' changes, for sync tests.
+``POST /api/v2/deals``. ``edit_deal``/``delete_deal`` are other clients' changes, for sync tests;
+``webhook_delivery`` builds the v2 webhook POST (Basic auth) a change would cause.
 
 Error bodies (v1 style, §3.5): ``{"success":false,"error":"<message>","error_info":"<hint>","data":null,
 "additional_data":null}``; 401 also has ``errorCode``. 400 validation, 403 scope, 404 unknown deal or path,
@@ -33,6 +34,7 @@ Error bodies (v1 style, §3.5): ``{"success":false,"error":"<message>","error_in
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import random
@@ -201,6 +203,24 @@ class PipedriveEmulator(Emulator):
         deal = self.deals[deal_id]
         deal.is_deleted, deal.status = True, "deleted"
         self._touch(deal)
+
+    def webhook_delivery(self, deal_id: int, user: str, password: str, *, action: str = "change",
+                         attempt: int = 1) -> tuple[dict[str, str], bytes]:
+        """A v2 webhook POST about a deal, as Pipedrive sends it to a webhook created with ``http_auth_user``
+        and ``http_auth_password``: HTTP Basic auth, JSON ``{"meta", "data", "previous"}``. A retry (``attempt``
+        + 1) differs only in ``meta.attempt`` [unverified key]."""
+        deal = self.deals[deal_id]
+        meta = {"webhook_id": str(digest_int("webhook", self.seed) % 10**6), "action": action, "entity": "deal",
+                "entity_id": str(deal.id), "company_id": str(7_000_000 + digest_int("company", self.seed,
+                                                                                     self.options.company) % 1_000_000),
+                "timestamp": rfc3339(deal.update_time), "change_source": "app", "version": "2.0",
+                "correlation_id": f"{digest_int('corr', self.seed, deal.id, deal.update_time):016x}",
+                "attempt": attempt}
+        body = {"meta": meta, "data": None if action == "delete" else self.deal_json(deal),
+                "previous": self.deal_json(deal) if action == "delete" else None}
+        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Basic {auth}"}
+        return headers, json.dumps(body).encode()
 
     def deal_json(self, d: Deal) -> dict[str, Any]:
         return {"id": d.id, "title": d.title, "owner_id": d.owner_id, "person_id": d.person_id, "org_id": d.org_id,

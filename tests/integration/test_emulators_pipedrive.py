@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from connectors.emulators import EMULATORS, ManualClock, PipedriveEmulator
+from connectors.webhooks import VERIFIERS, WebhookRejected
 
 TOKEN = "pd-api-token-0000000000000000000000000001"
 OTHER = "pd-api-token-0000000000000000000000000002"
@@ -202,3 +203,16 @@ async def test_runs_standalone_from_the_command_line(http) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0 and TOKEN.encode() not in out + err
+
+
+def test_a_webhook_delivery_passes_the_verifier_and_a_retry_keeps_its_id() -> None:
+    emu = PipedriveEmulator(tokens=[TOKEN], seed=1, options={"deals": 3})
+    headers, body = emu.webhook_delivery(2, "hook-user", "hook-pass")
+    retry_headers, retry = emu.webhook_delivery(2, "hook-user", "hook-pass", attempt=2)
+    verifier = VERIFIERS["pipedrive"]
+    first = verifier.verify(headers, body, b"hook-user:hook-pass", 0.0)
+    assert first == verifier.verify(retry_headers, retry, b"hook-user:hook-pass", 0.0) and retry != body
+    with pytest.raises(WebhookRejected):
+        verifier.verify(headers, body, b"hook-user:other", 0.0)
+    _, deleted = emu.webhook_delivery(2, "hook-user", "hook-pass", action="delete")
+    assert b'"data": null' in deleted and verifier.verify(headers, deleted, b"hook-user:hook-pass", 0.0) != first
