@@ -1,7 +1,7 @@
 """Provider streams for data synchronisation: ``STREAMS[(service, stream)]`` is the Stream class.
 
->>> sorted(STREAMS)
-[('github', 'issues'), ('gmail', 'messages'), ('google_drive', 'files'), ('slack', 'messages')]
+>>> STREAMS[("github", "issues")].__name__, ("slack", "messages") in STREAMS
+('GitHubIssues', True)
 """
 
 from __future__ import annotations
