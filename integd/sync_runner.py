@@ -36,8 +36,9 @@ import structlog
 
 from connectors.streams import (STREAMS, CursorExpired, LocalChange, Page, Stream, StreamError, canonical,
                                 content_hash)
-from domain import (Clock, IntegrationError, IntegrationFailure, InvalidStateTransition, NotFound, RateLimitExceededException, Resolution,
-                    Side, SyncCounts, SyncJob, SyncState, UsageLimitExceededException, resolve_conflict)
+from domain import (Clock, IntegrationError, IntegrationFailure, InvalidStateTransition, NotFound,
+                    RateLimitExceededException, Resolution, Side, SyncCounts, SyncJob, SyncState,
+                    UsageLimitExceededException, resolve_conflict)
 from integd.runtime import Runtimes
 from integd.store.repository import AppStore
 from integd.sync_store import SyncStore

@@ -82,7 +82,8 @@ async def test_slack_url_verification_signature_window_and_event(hooked, emulato
         return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(SLACK_SECRET, ts, body),
                       "Content-Type": "application/json"}
 
-    body, headers = signed({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"      # Slack's documented example
+    body, headers = signed({"type": "url_verification", "challenge": challenge})
     answer = await http.post(base + "/webhooks/slack", data=body, headers=headers)
     assert answer.status == 200 and (await answer.json())["challenge"].startswith("3eZbrw")
     event = {"type": "event_callback", "event_id": "Ev0PV52K21", "event": {"type": "message", "channel": channel}}
