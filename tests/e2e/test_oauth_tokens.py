@@ -18,7 +18,7 @@ from connectors.emulators.github import GitHubEmulator
 from domain import FakeClock
 from integd.bootstrap import Daemon
 from integd.client import IntegdClient, RpcCallError
-from integd.config import Config, Paths
+from integd.config import Config, Paths, load_config
 from integd.oauth_tokens import LOST_ROTATION
 from tests.conftest import FAST_RETRY
 from tests.e2e.test_oauth import browser
@@ -210,15 +210,19 @@ async def test_kill_9_between_token_response_and_commit(short_dir, survives):
     config = short_dir / "config.toml"
     config.write_text(toml(acme_config(emu)))
     state, sock = short_dir / "state", short_dir / "k.sock"
+    proc = None
+
+    def in_process() -> Daemon:     # the phases around the crash need no process of their own
+        return Daemon(load_config(config, env={}), Paths(state, sock, config), credentials_dir=creds, retry=FAST_RETRY)
     try:
-        proc = await run_daemon(state, sock, config, creds, crash=False)
+        daemon = in_process()
+        await daemon.start()
         async with IntegdClient(str(sock)) as client:
             flow = await client.call("oauth.begin", {"service": "acme", "flow": "paste"})
             done = await client.call("oauth.complete", {"flow_id": flow["flow_id"],
                                                         "redirect_url": await browser(flow["authorization_url"])})
         app_id = done["app_id"]
-        proc.terminate()
-        await proc.wait()
+        await daemon.stop()
         db = sqlite3.connect(state / "integd.db")          # the token is now past its expiry (non-secret column)
         attrs = json.loads(db.execute("SELECT credential_attrs FROM apps WHERE id = ?", (app_id,)).fetchone()[0])
         before = db.execute("SELECT credential FROM apps WHERE id = ?", (app_id,)).fetchone()[0]
@@ -238,7 +242,8 @@ async def test_kill_9_between_token_response_and_commit(short_dir, survives):
         assert db.execute("SELECT credential FROM apps WHERE id = ?", (app_id,)).fetchone()[0] == before
         db.close()
 
-        proc = await run_daemon(state, sock, config, creds, crash=False)
+        daemon = in_process()
+        await daemon.start()
         async with IntegdClient(str(sock)) as client:
             if survives:
                 assert (await call(client, app_id))["status"] == 200          # no new consent needed
@@ -248,10 +253,9 @@ async def test_kill_9_between_token_response_and_commit(short_dir, survives):
                     await call(client, app_id)
                 assert info.value.code == -32008 and "lost before it could be stored" in info.value.message
                 assert (await client.call("apps.get", {"app_id": app_id}))["status"] == "unauthorized"
-        proc.terminate()
-        await proc.wait()
+        await daemon.stop()
     finally:
-        if proc.returncode is None:
+        if proc is not None and proc.returncode is None:
             proc.kill()
             await proc.wait()
         await emu.stop()
