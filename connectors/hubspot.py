@@ -74,7 +74,9 @@ def hs_error(body: Any) -> tuple[str, str | None, str | None]:
 
 
 def next_utc_midnight(now: float) -> float:
-    """>>> next_utc_midnight(86400.0 * 3 + 5)
+    """The next midnight UTC after ``now`` (epoch seconds), when HubSpot's daily window is taken to turn.
+
+    >>> next_utc_midnight(86400.0 * 3 + 5)
     345600.0
     """
     day = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).date() + datetime.timedelta(days=1)
