@@ -1,7 +1,8 @@
 """The live event log: newest first, filtered by a group of event types and optionally by one app.
 
-It renders at most ``LINES`` lines from the view-model's log on each flush, so its cost does not grow with the
-number of events the daemon has sent.
+A Line-API widget: a flush only re-reads which events to show (at most ``LINES`` from the view-model's log);
+a frame draws just the lines in view, each kept as a rendered line per event, so 200 events a second cost a
+few new lines per frame rather than re-laying out a hundred-line block (bench/bench_tui.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from integtui import format as fmt
 from integtui.state import DashboardState
@@ -44,12 +46,14 @@ def event_line(event: dict[str, Any], app_name: str, *, utc: bool = False) -> Te
     return line
 
 
-class EventLog(VerticalScroll):
+class EventLog(ScrollView):
     """The event log panel.
 
     Example::
 
         log = EventLog(state); log.cycle_types(); log.set_app("int_...")
+        log.flush()          # after the view-model changed
+        log.plain_lines()    # what it shows, as text
     """
 
     def __init__(self, state: DashboardState, *, utc: bool = False, **kwargs: Any) -> None:
@@ -59,13 +63,12 @@ class EventLog(VerticalScroll):
         self.type_index = 0
         self.app_id: str | None = None
         self.name_of: Callable[[str], str] = state.app_name
-        self._body = Static("", id="event-log-body")
-
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield self._body
+        self.events: list[dict[str, Any]] = []
+        self._lines: dict[tuple[Any, str, int], Strip] = {}  # (seq or id, app name, width) -> rendered line
 
     def on_mount(self) -> None:
         self._retitle()
+        self.render_log()
 
     @property
     def types_label(self) -> str:
@@ -92,11 +95,51 @@ class EventLog(VerticalScroll):
             self.render_log()
 
     def render_log(self) -> None:
+        """Re-read the events to show; only the lines in view get drawn."""
         self.state.log_dirty = False
-        events = self.state.log_lines(TYPE_FILTERS[self.type_index][1], self.app_id, LINES)
-        if not events:
-            self._body.update(Text("no events yet", style="dim"))
-            return
-        body = Text("\n").join(event_line(e, self.name_of(e.get("app_id", "")), utc=self.utc) for e in events)
-        body.no_wrap, body.overflow = True, "ellipsis"
-        self._body.update(body)
+        self.events = self.state.log_lines(TYPE_FILTERS[self.type_index][1], self.app_id, LINES)
+        keep = {_key(e) for e in self.events}
+        if len(self._lines) > 4 * LINES:
+            self._lines = {k: v for k, v in self._lines.items() if k[0] in keep}
+        self.virtual_size = Size(self.scrollable_content_region.width, max(1, len(self.events)))
+        self.refresh()
+
+    def plain_lines(self) -> list[str]:
+        """Every line the log holds now (scrolled into view or not), as plain text."""
+        if not self.events:
+            return ["no events yet"]
+        return [self._text(e).plain for e in self.events]
+
+    def _text(self, event: dict[str, Any]) -> Text:
+        return event_line(event, self.name_of(event.get("app_id", "")), utc=self.utc)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        index = int(self.scroll_y) + y
+        if not self.events:
+            if y:
+                return Strip.blank(width, base)
+            return Strip(Text("no events yet", style="dim").render(self.app.console)).crop_extend(
+                0, width, None).apply_style(base)
+        if index >= len(self.events):
+            return Strip.blank(width, base)
+        event = self.events[index]
+        name = self.name_of(event.get("app_id", ""))
+        key = (_key(event), name, width)
+        line = self._lines.get(key)
+        if line is None:
+            text = event_line(event, name, utc=self.utc)
+            text.truncate(width, overflow="ellipsis")
+            segments = [s for s in text.render(self.app.console, end="") if s.text != "\n"]
+            line = self._lines[key] = Strip(segments).crop_extend(0, width, None).apply_style(base)
+        return line
+
+
+def _key(event: dict[str, Any]) -> Any:
+    """What identifies an event for the line cache (its sequence number; an id for a sequence-less one)."""
+    return event.get("seq") or event.get("event_id") or id(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from integtui import format as fmt
 
@@ -51,14 +51,19 @@ def _line(status: dict[str, Any] | None, fetched_at: float, now: float, counts: 
     return line
 
 
-class StatusLine(Static):
-    """Shows ``status_line``; the app calls ``show`` on each flush (a repaint only when the line changed)."""
+class StatusLine(Widget):
+    """Shows ``status_line``; the app calls ``show`` on each flush. One line high, so a change repaints that line
+    and never re-lays out the screen (a ``Static.update`` would)."""
 
-    _shown: Text | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
 
     def show(self, text: Text) -> None:
-        shown = self._shown
-        if shown is not None and shown.plain == text.plain and shown.spans == text.spans:
-            return  # an idle dashboard should cost nothing: no repaint, no layout
-        self._shown = text
-        self.update(text)
+        if self.text.plain == text.plain and self.text.spans == text.spans:
+            return  # an idle dashboard should cost nothing
+        self.text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return self.text

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from integd.client import DaemonUnavailable, RpcCallError
 
 NOW = 1_700_000_000.0
+
+
+def wire(value: Any) -> Any:
+    """A fresh copy as the real client would hand it over: decoded from JSON."""
+    return json.loads(json.dumps(value))
 _END = object()
 
 
@@ -150,8 +156,8 @@ class FakeDaemon:
             if method == "apps.usage":
                 return {"app_id": app["id"], "windows": [app["tightest_window"]], "provider": {}, "plan": None}
             if method == "apps.check":
-                return {"app": copy.deepcopy(app), "ok": True, "outcome": "ok", "latency": 0.04, "message": ""}
-            return copy.deepcopy(app)
+                return {"app": wire(app), "ok": True, "outcome": "ok", "latency": 0.04, "message": ""}
+            return wire(app)
         raise RpcCallError(-32601, f"Method not found: {method}")
 
 

@@ -10,6 +10,7 @@ from integtui.app import IntegApp
 from integtui.screens.confirm import ConfirmModal
 from integtui.screens.connect import ConnectModal
 from integtui.screens.detail import DetailScreen
+from integtui.widgets.event_log import EventLog
 from tests.conftest import TOKENS, connect, make_daemon
 from tests.tui.conftest import main_screen, table_rows, until
 
@@ -43,8 +44,8 @@ async def test_connect_through_the_modal_refusal_inline_then_connected(daemon, e
         await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close")
         await until(pilot, lambda: statuses(app) == ["● connected"], "the connected row")
         assert table_rows(app)[0][:2] == ["octo", "github"]
-        log = main_screen(app).query_one("#event-log-body", Static)
-        await until(pilot, lambda: "github via api_key" in str(log.content), "app.connected in the log")
+        log = main_screen(app).query_one(EventLog)
+        await until(pilot, lambda: "github via api_key" in "\n".join(log.plain_lines()), "app.connected in the log")
 
 
 async def test_revoked_key_turns_the_row_unauthorized_live(daemon, client, emulators):
@@ -56,11 +57,15 @@ async def test_revoked_key_turns_the_row_unauthorized_live(daemon, client, emula
         # The check runs outside the dashboard: the change can only reach it as an event.
         await client.call("apps.check", {"app_id": app_info["id"]})
         await until(pilot, lambda: statuses(app) == ["⊘ unauthorized"], "the row to turn unauthorized")
-        log = main_screen(app).query_one("#event-log-body", Static)
-        await until(pilot, lambda: "connected → unauthorized" in str(log.content), "the status event")
-        assert "auth_failed" in str(log.content), "the integration.failed event is in the log"
+        log = main_screen(app).query_one(EventLog)
+
+        def shown() -> str:
+            return "\n".join(log.plain_lines())
+
+        await until(pilot, lambda: "connected → unauthorized" in shown(), "the status event")
+        assert "auth_failed" in shown(), "the integration.failed event is in the log"
         await pilot.press("t")  # status changes only
-        assert "auth_failed" not in str(log.content) and "→ unauthorized" in str(log.content)
+        assert "auth_failed" not in shown() and "→ unauthorized" in shown()
 
 
 async def test_filter_and_sort(daemon, client, emulators):
