@@ -200,6 +200,7 @@ class WebhooksConfig(_Strict):
     bind: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")] | None = None
     github_secret_file: AbsPath | None = None
     slack_signing_secret_file: AbsPath | None = None
+    google_channel_token_file: AbsPath | None = None
     max_body: Annotated[int, Field(ge=1024, le=26_214_400)] = 5_242_880
 
 

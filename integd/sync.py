@@ -316,11 +316,12 @@ class SyncService:
         return record_dict(row)
 
     # ---- webhooks -------------------------------------------------------------------------------------------
-    async def trigger(self, service: str, resource: str, reason: str) -> list[str]:
-        """A verified webhook delivery: an immediate delta run of every job on that provider resource."""
+    async def trigger(self, service: str, resource: str, reason: str, *, job_id: str | None = None) -> list[str]:
+        """A verified webhook delivery: an immediate delta run of every job on that provider resource (or of
+        the one job a channel was registered for)."""
         started = []
         for job in await self.records.jobs(service=service, resource=resource):
-            if job.state is SyncState.PAUSED:
+            if job.state is SyncState.PAUSED or (job_id is not None and job.id != job_id):
                 continue
             self.runner.start(job.id, reason=reason)
             started.append(job.id)

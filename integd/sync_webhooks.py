@@ -1,13 +1,17 @@
 """The optional webhook listener: provider deliveries that trigger an immediate delta sync.
 
 Framing: plain HTTP/1.1 on TCP at ``[webhooks] bind`` (off by default), meant to sit behind a reverse proxy that
-terminates TLS. Routes: ``POST /webhooks/github`` and ``POST /webhooks/slack``; bodies up to ``max_body``.
+terminates TLS. Routes: ``POST /webhooks/github``, ``/webhooks/slack`` and ``/webhooks/google`` (Drive push
+notifications); bodies up to ``max_body``.
 
 Trust model: nothing in a delivery is trusted before its signature checks out against a secret read from a file
-named in the config (connectors.webhooks: GitHub HMAC-SHA256; Slack v0 with its 5-minute window). An invalid
+named in the config (connectors.webhooks: GitHub HMAC-SHA256; Slack v0 with its 5-minute window; Google sends
+no signature, so its ``X-Goog-Channel-Token`` must equal the token integd's channels are registered with, compared
+in constant time, and ``X-Goog-Channel-ID`` must name an existing Drive sync job). An invalid
 delivery gets 401, one warning log line naming the provider, the reason and the peer (never a secret or a
 signature), and nothing is enqueued. A valid delivery's id (``X-GitHub-Delivery``, Slack's ``event_id``) is
-recorded in the store; the same id again is a replay: 200 and ignored. A valid delivery only ever starts a delta
+recorded in the store (Google: channel id + ``X-Goog-Message-Number``); the same id again is a replay: 200 and
+ignored. A valid delivery only ever starts a delta
 run of jobs that already exist for the resource it names; it cannot create, change or read anything.
 
 Answers: 200 ``{"ok": true, "started": [job ids]}``; 200 ``{"ok": true, "replayed": true}``; Slack's
@@ -17,6 +21,7 @@ signature passed; 401 bad signature; 404 a provider with no secret configured.
 
 from __future__ import annotations
 
+import hmac
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +65,7 @@ class WebhookListener:
         self.config, self.service, self.store, self.clock = config, service, store, clock
         self.github_secret = read_secret(config.github_secret_file)
         self.slack_secret = read_secret(config.slack_signing_secret_file)
+        self.google_token = read_secret(config.google_channel_token_file)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -67,6 +73,7 @@ class WebhookListener:
         app = web.Application(client_max_size=self.config.max_body)
         app.router.add_post("/webhooks/github", self.github)
         app.router.add_post("/webhooks/slack", self.slack)
+        app.router.add_post("/webhooks/google", self.google)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         host, port = split_bind(self.config.bind or "127.0.0.1:0")
@@ -81,7 +88,8 @@ class WebhookListener:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
         log.info("webhooks.listening", host=host, port=self.port,
-                 github=self.github_secret is not None, slack=self.slack_secret is not None)
+                 github=self.github_secret is not None, slack=self.slack_secret is not None,
+                 google=self.google_token is not None)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -155,4 +163,30 @@ class WebhookListener:
             if channel else []
         log.info("webhook.accepted", provider="slack", slack_event=str(event.get("type"))[:40],
                  started=len(started))
+        return web.json_response({"ok": True, "started": started})
+
+    async def google(self, request: web.Request) -> web.Response:
+        """Drive push notifications (changes.watch): no body, everything in X-Goog-* headers."""
+        if self.google_token is None:
+            return web.json_response({"ok": False, "error": "google webhooks are not configured"}, status=404)
+        await request.read()
+        token = request.headers.get("X-Goog-Channel-Token", "").encode()
+        if not hmac.compare_digest(token, self.google_token):
+            return self._refuse("google", request, "X-Goog-Channel-Token does not match"
+                                if token else "no X-Goog-Channel-Token header")
+        channel = request.headers.get("X-Goog-Channel-ID", "")
+        number = request.headers.get("X-Goog-Message-Number", "")
+        job = await self.service.records.get_job(channel) if channel else None
+        if job is None or job.service != "google_drive":
+            return self._refuse("google", request, "X-Goog-Channel-ID names no Drive sync job")
+        if request.headers.get("X-Goog-Resource-State") == "sync":      # the channel's first message
+            return web.json_response({"ok": True, "started": []})
+        if not number.isdigit():
+            return web.json_response({"ok": False, "error": "needs X-Goog-Message-Number"}, status=400)
+        if not await self._first("google", f"{channel}:{number}"):
+            log.info("webhook.replayed", provider="google", delivery=f"{channel[:40]}:{number[:20]}")
+            return web.json_response({"ok": True, "replayed": True})
+        started = await self.service.trigger("google_drive", job.resource, reason="webhook:drive",
+                                             job_id=job.id)
+        log.info("webhook.accepted", provider="google", started=len(started))
         return web.json_response({"ok": True, "started": started})
