@@ -42,14 +42,14 @@ SCOPES = {"contacts_read": "crm.objects.contacts.read", "contacts_write": "crm.o
 
 # HubSpot's authorization server (reference §2.2): the v1 token endpoint (deprecated on 16 Feb 2027, still the
 # documented one), client id and secret in the form, code_verifier accepted; access tokens live 30 minutes and
-# the refresh token does not rotate. Revocation is DELETE /oauth/v1/refresh-tokens/{token}, a shape the OAuth
-# client does not speak yet, so none is declared (disconnecting forgets the tokens; the grant stays until the
-# app is uninstalled in HubSpot).
+# the refresh token does not rotate. Revocation is DELETE /oauth/v1/refresh-tokens/{token} (the "hubspot" style):
+# it deletes the refresh token only; access tokens already issued work until they expire.
 OAUTH = OAuthProvider(
     name="hubspot",
     authorize_url="https://app.hubspot.com/oauth/authorize",
     token_url="https://api.hubapi.com/oauth/v1/token",
-    revocation_style="none",
+    revocation_url="https://api.hubapi.com/oauth/v1/refresh-tokens/{token}",
+    revocation_style="hubspot",
     default_scopes=(SCOPES["contacts_read"], SCOPES["contacts_write"], SCOPES["oauth"]),
     client_auth="client_secret_post",
     pkce=True,

@@ -21,7 +21,7 @@ Classification (error bodies are arrays ``[{"message", "errorCode", "fields"?}]`
     5xx (UNKNOWN_EXCEPTION, SERVER_UNAVAILABLE)                 SERVICE_UNAVAILABLE
     400, 404, 409, 412 ...                                       handed back (the caller's answer)
 
->>> cred = ApiCredential.from_tokens("00D…!AR…", "5Aep…", instance_url="https://acme.my.salesforce.com")  # doctest: +SKIP
+>>> cred = ApiCredential.from_tokens("00D…", "5Aep…", instance_url="https://acme.my.salesforce.com")  # doctest: +SKIP
 >>> sf = SalesforceConnector(cred, app_id="int_…", base_url=None, transport=HttpTransport())  # doctest: +SKIP
 >>> sf.base_url                                                                               # doctest: +SKIP
 'https://acme.my.salesforce.com'

@@ -246,6 +246,11 @@ def revocation_request(provider: OAuthProvider, client: ClientCredentials, token
         return TokenRequest("DELETE", url, headers, json.dumps({"access_token": token}).encode())
     if provider.revocation_style == "slack":
         return TokenRequest("POST", url, {"Authorization": f"Bearer {token}", "Content-Type": FORM}, b"")
+    if provider.revocation_style == "hubspot":
+        # DELETE .../refresh-tokens/{token}: only a refresh token can be revoked (its access tokens live on)
+        if hint != "refresh_token":
+            return None
+        return TokenRequest("DELETE", url.replace("{token}", urllib.parse.quote(token, safe="")), {}, None)
     form = {"token": token, "token_type_hint": hint}
     headers = {"Content-Type": FORM}
     _client_auth(provider, client, form, headers)
@@ -253,7 +258,7 @@ def revocation_request(provider: OAuthProvider, client: ClientCredentials, token
 
 
 def revocation_ok(provider: OAuthProvider, status: int, body: bytes) -> bool:
-    """RFC 7009: 200 is done (even for an unknown token); GitHub 204; Slack ``{"ok": true}``."""
+    """RFC 7009: 200 is done (even for an unknown token); GitHub and HubSpot 204; Slack ``{"ok": true}``."""
     if provider.revocation_style == "slack":
         parsed = _json(body)
         return status == 200 and isinstance(parsed, dict) and parsed.get("ok") is True

@@ -31,7 +31,7 @@ from typing import Literal
 
 from domain.errors import InvalidConfiguration
 
-RevocationStyle = Literal["rfc7009", "github", "slack", "none"]
+RevocationStyle = Literal["rfc7009", "github", "slack", "hubspot", "none"]
 ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 TokenResponseDialect = Literal["json", "form", "slack"]
 

@@ -26,7 +26,8 @@ Cursor: ``{"since": ms, "archived_since": ms}`` between passes; within one ``pha
 Push: create ``POST`` (201; a duplicate email is 409 -> :class:`PushRefused`); update ``PATCH`` after a conflict
 check: the contact's current ``updatedAt`` must not be newer than the change's base, or than the version ``fetch``
 last read if that is newer (the runner's settled conflict, see ``connectors.streams.salesforce.settled_base``;
-HubSpot has no conditional update); delete archives (``DELETE``, 204; already gone counts as deleted). Each write is read back.
+HubSpot has no conditional update); delete archives (``DELETE``, 204; already gone counts as deleted).
+Each write is read back.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ Push: create ``POST sobjects/{T}/`` (201 {"id"}); update ``PATCH sobjects/{T}/{i
 ``If-Unmodified-Since: <base LastModifiedDate>``, so a record edited upstream since the base is refused with 412
 PRECONDITION_FAILED (:class:`PushRefused`, conflict) instead of overwritten. The base is the change's, or the
 version ``fetch`` last read if newer (:func:`settled_base`: the runner fetches and settles a conflict before it
-pushes, so a ``local_wins`` write goes through, and only an edit racing in after that read is refused); delete ``DELETE`` (a record
-already gone counts as deleted). A write is followed by a GET of the record for its new LastModifiedDate,
-which is the record's ``modified``.
+pushes, so a ``local_wins`` write goes through, and only an edit racing in after that read is refused);
+delete ``DELETE`` (a record already gone counts as deleted). A write is followed by a GET of the record for its
+new LastModifiedDate, which is the record's ``modified``.
 """
 
 from __future__ import annotations

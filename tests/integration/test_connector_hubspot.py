@@ -174,7 +174,8 @@ async def test_validation_and_missing_objects_are_handed_back(env):
     assert missing.status == 404 and missing.body["category"] == "OBJECT_NOT_FOUND"
     bad = await c.send_request(ApiRequest("PATCH", "/crm/v3/objects/contacts/1001",
                                           json={"properties": {"shoe_size": "9"}}))
-    assert bad.status == 400 and bad.body["category"] == "VALIDATION_ERROR" and "PROPERTY_DOESNT_EXIST" in bad.body["message"]
+    assert bad.status == 400 and bad.body["category"] == "VALIDATION_ERROR"
+    assert "PROPERTY_DOESNT_EXIST" in bad.body["message"]
     taken = next(iter(env.emu.contacts.values())).props["email"]
     dup = await c.send_request(ApiRequest("POST", "/crm/v3/objects/contacts", json={"properties": {"email": taken}}))
     assert dup.status == 409 and dup.body["category"] == "CONFLICT"
@@ -187,3 +188,13 @@ async def test_list_and_search_pages_walk_every_contact(env):
                         json={"limit": 10, "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]})
     found = [r["id"] async for page in c.pages(search) for r in page.body["results"]]
     assert len(listed) == 35 and sorted(listed) == sorted(found) and len(set(found)) == 35
+
+
+async def test_disconnect_revokes_the_refresh_token_only(env):
+    tokens = await env.consent()
+    client = env.oauth_client()
+    assert await client.revoke(tokens.access_token, "access_token") is None     # HubSpot cannot revoke those
+    assert await client.revoke(tokens.refresh_token, "refresh_token") is True
+    with pytest.raises(GrantInvalid):
+        await client.refresh(tokens.refresh_token)
+    assert (await connector(env, tokens.access_token, oauth=True).send_request(LIST)).status == 200
