@@ -115,13 +115,15 @@ class DashboardState:
         self.structure_dirty = True
         self.log_dirty = True
         self._dirty: set[str] = set()
-        self._counts: dict[str, int] | None = None  # by status; recounted only after a change
+        self._by_status: dict[str, int] = {}  # kept as apps change: 10k apps are not recounted per flush
 
     # ---- feeding it ---------------------------------------------------------------------------------------
     def load(self, apps: Iterable[dict[str, Any]]) -> None:
         """Replace every app with a fresh ``apps.list`` result."""
         self.apps = {a["id"]: dict(a) for a in apps}
-        self._counts = None
+        self._by_status = {}
+        for a in self.apps.values():
+            self._count(None, a)
         self._dirty.clear()
         self.structure_dirty = True
 
@@ -132,17 +134,17 @@ class DashboardState:
             return
         known = self.apps.get(app["id"])
         self.apps[app["id"]] = {**(known or {}), **app}
-        self._counts = None
         if known is None:
+            self._count(None, self.apps[app["id"]])
             self.structure_dirty = True
             self._dirty.add(app["id"])  # a row drawn for an earlier app of this id must not be reused
         else:
             self._changed(app["id"], known)
 
     def remove(self, app_id: str) -> None:
-        if self.apps.pop(app_id, None) is not None:
+        if (gone := self.apps.pop(app_id, None)) is not None:
+            self._count(gone, None)
             self.structure_dirty = True
-            self._counts = None
             self._dirty.discard(app_id)
 
     def log_event(self, event: dict[str, Any]) -> None:
@@ -180,7 +182,7 @@ class DashboardState:
     def _changed(self, app_id: str, before: dict[str, Any]) -> None:
         after = self.apps[app_id]
         self._dirty.add(app_id)
-        self._counts = None
+        self._count(before, after)
         column = next((c for c in COLUMNS if c.key == self.sort_column), None)
         if column and column.sort_key(before, 0.0) != column.sort_key(after, 0.0):
             self.structure_dirty = True
@@ -224,14 +226,22 @@ class DashboardState:
             self.filter_text = text
             self.structure_dirty = True
 
+    def _count(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """Move one app between the status counts (None: it was not there / is gone)."""
+        by = self._by_status
+        if before is not None:
+            old = before.get("status", "?")
+            by[old] -= 1
+            if not by[old]:
+                del by[old]
+        if after is not None:
+            new = after.get("status", "?")
+            by[new] = by.get(new, 0) + 1
+
     def counts(self) -> dict[str, int]:
         """Apps by status, in the order the header shows them."""
-        if self._counts is None:
-            found: dict[str, int] = {}
-            for a in self.apps.values():
-                found[a.get("status", "?")] = found.get(a.get("status", "?"), 0) + 1
-            self._counts = {s: found[s] for s in (*fmt.STATUS_ORDER, *sorted(found)) if s in found}
-        return dict(self._counts)
+        by = self._by_status
+        return {s: by[s] for s in (*fmt.STATUS_ORDER, *sorted(by)) if s in by}
 
     def log_lines(self, types: frozenset[str] | None = None, app_id: str | None = None,
                   limit: int = 200) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from integd.client import DaemonUnavailable, RpcCallError
@@ -87,6 +87,7 @@ class FakeDaemon:
         self.sessions: list[FakeSession] = []
         self.calls: list[str] = []
         self.jobs: list[dict[str, Any]] = []
+        self.before_answer: Callable[[str], None] | None = None  # a hook: act while a call is under way
 
     @property
     def last_seq(self) -> int:
@@ -133,6 +134,8 @@ class FakeDaemon:
 
     def answer(self, method: str, params: dict[str, Any]) -> Any:
         self.calls.append(method)
+        if self.before_answer is not None:
+            self.before_answer(method)
         if method == "daemon.status":
             return {"version": "0.1.0", "uptime": 3725.0, "by_status": {}, "last_event_seq": self.last_seq}
         if method == "apps.list":
@@ -171,6 +174,7 @@ class FakeSession:
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         if self.closed:
             raise DaemonUnavailable("session with integd closed")
+        await asyncio.sleep(0)  # the answer comes back through the loop, as over a socket
         params = params or {}
         if method == "events.subscribe":
             after = params.get("after")

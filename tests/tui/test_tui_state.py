@@ -12,11 +12,11 @@ from integtui import state as state_mod
 from integtui.link import Link
 from integtui.screens import configure, connect, detail
 from integtui.state import DashboardState, columns_for
-from integtui.widgets import event_log, status_line
-from tests.tui.fakes import NOW, FakeDaemon, fixed_app
+from integtui.widgets import event_log, status_line, sync_jobs
+from tests.tui.fakes import NOW, FakeDaemon, fixed_app, fixed_job
 
 
-@pytest.mark.parametrize("module", [fmt, state_mod, event_log, status_line, configure, connect, detail])
+@pytest.mark.parametrize("module", [fmt, state_mod, event_log, status_line, configure, connect, detail, sync_jobs])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
@@ -157,3 +157,66 @@ async def test_link_backoff_doubles_to_the_cap():
         await asyncio.gather(task, return_exceptions=True)
     with pytest.raises(ValueError, match="retry delays"):
         Link("/x", fake.session_factory, rec.post, first_delay=0)
+
+
+def test_status_counts_follow_every_change_without_recounting():
+    s = DashboardState()
+    s.load([fixed_app(n, status=st) for n, st in enumerate(("connected", "connected", "error"))])
+    assert s.counts() == {"error": 1, "connected": 2}
+    ids = list(s.apps)
+    s.apply_event({"seq": 1, "type": "app.status_changed", "app_id": ids[0], "payload": {"new_status": "error"}})
+    s.upsert({**fixed_app(7), "status": "pending"})
+    s.upsert({"id": ids[2], "status": "unauthorized"})
+    s.remove(ids[1])
+    s.upsert({"id": ids[0], "status": "disconnected"})
+    recount: dict[str, int] = {}
+    for a in s.apps.values():
+        recount[a["status"]] = recount.get(a["status"], 0) + 1
+    assert s.counts() == recount == {"unauthorized": 1, "pending": 1}
+    assert list(s.counts()) == ["unauthorized", "pending"], "the header's order"
+
+
+def test_oauth_flow_events_only_reach_the_log():
+    s = DashboardState()
+    event = {"seq": 4, "type": "oauth.flow", "app_id": "flow_1",
+             "payload": {"flow_id": "flow_1", "service": "github", "flow": "paste", "state": "started"}}
+    assert s.apply_event(event) is False, "no apps.get for a flow id"
+    assert fmt.event_summary(event) == "github sign-in (paste) started"
+
+
+def test_sync_job_lines():
+    app = fixed_app(1)
+    idle, failed = fixed_job(app, 1), fixed_job(app, 2, state="failed")
+    assert "● idle" in sync_jobs.job_line(idle, None, NOW).plain
+    assert "next in 50m" in sync_jobs.job_line(idle, None, NOW).plain
+    line = sync_jobs.job_line(idle, {"job_id": idle["id"], "pages": 2, "created": 7, "done": False}, NOW).plain
+    assert "▶ running" in line and "40% page 2/5" in line and "+7 ~0 -0" in line
+    unknown = sync_jobs.job_line({**idle, "last_counts": {}}, {"pages": 2, "phase": "push", "pushed": 1}, NOW).plain
+    assert "page 2" in unknown and "%" not in unknown and "push" in unknown and "1 pushed" in unknown
+    assert "HTTP 503 from GitHub" in sync_jobs.job_line(failed, None, NOW).plain
+    assert sync_jobs.jobs_text([], {}, NOW).plain.startswith("no sync jobs")
+
+
+async def test_link_relays_checks_and_sync_progress_after_the_snapshot():
+    a = fixed_app(1)
+    fake = FakeDaemon([a])
+    rec = Recorder()
+    link = Link("/tmp/x.sock", fake.session_factory, rec.post, first_delay=0.01, max_delay=0.04)
+    task = asyncio.create_task(link.run())
+    # A check completes while the link is still reading its snapshot: it must not be applied before it.
+    fake.before_answer = lambda method: fake.check(a["id"], latency=0.123, at=NOW + 5) if method == "apps.list" \
+        else None
+    try:
+        await rec.wait(Link.Up)
+        fake.signal("sync.progress", {"progress": {"job_id": "job_1", "app_id": a["id"], "pages": 1}})
+        fake.signal("sync.progress", {"nonsense": True})
+        fake.signal("something.new", {"x": 1})
+        (checked,) = await rec.wait(Link.Checked)
+        assert checked.app["last_check_at"] == NOW + 5 and checked.result["latency"] == 0.123
+        (progress,) = await rec.wait(Link.SyncProgress)
+        assert progress.progress["pages"] == 1
+        kinds = [type(m) for m in rec.messages]
+        assert kinds.index(Link.Up) < kinds.index(Link.Checked), "a signal comes after the snapshot it updates"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
