@@ -522,6 +522,8 @@ class Connector(ABC):
                                             headers=self._headers(request), timeout=self.timeout,
                                             data=request.data)
         except IntegrationFailure as exc:
+            if self.gate is not None and scope is not None:
+                self.gate.observe(RateSignal(scope=scope))     # no answer: release the route's in-flight call
             failure = IntegrationFailure(exc.category, self.safe(f"{self.name}: {exc}"), status=exc.status,
                                          provider_code=exc.provider_code, retry_after=exc.retry_after)
             self._record(request, attempt, None, time.monotonic() - started, failure)

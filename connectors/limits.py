@@ -218,10 +218,16 @@ class RouteBuckets:
     """The provider's per-route buckets as learnt from its answers (Discord's X-RateLimit-Bucket).
 
     A route (the connector's ``rate_scope``) maps to the bucket the provider named for it; several routes may
-    share one. Each bucket keeps (calls left, reset time) from its last answer, counted down per admitted call
-    so that concurrent callers cannot overspend it, and a hard block from a 429's retry_after.
+    share one. Each bucket keeps (calls left, reset time) from its answers, counted down per admitted call so
+    that concurrent callers cannot overspend it (an answer for the same window can only lower the count: it may
+    be older than calls admitted since), and a hard block from a 429's retry_after. When its window has turned,
+    the bucket's limit and the longest reset-after seen (its period) stand in for the next answer, so a burst
+    of concurrent calls after a reset is admitted only up to the limit. Calls still in flight (admitted, not
+    yet answered) are counted against every allowance: they may land in the provider's next window, or after
+    the answer that reported it. Every admitted call must be answered by ``observe`` (the connector reports a
+    transport failure with an empty signal), which releases it.
 
-    >>> b = RouteBuckets(); b.observe("GET /channels/1/messages", "abc", 0, 10.0, None, now=0.0)
+    >>> b = RouteBuckets(); b.observe("GET /channels/1/messages", "abc", 0, 10.0, None, now=0.0, limit=5)
     >>> b.wait("GET /channels/1/messages", now=1.0), b.wait("POST /channels/1/messages", now=1.0)
     (9.0, 0.0)
     """
@@ -232,18 +238,33 @@ class RouteBuckets:
         self._bucket_of: dict[str, str] = {}
         self._left: dict[str, tuple[int, float]] = {}      # bucket -> (calls left, reset time)
         self._blocked: dict[str, float] = {}               # bucket -> held back until (429 retry_after)
+        self._shape: dict[str, tuple[int, float]] = {}     # bucket -> (limit, period) as learnt
+        self._in_flight: dict[str, int] = {}               # bucket -> calls admitted and not yet answered
 
     def _bucket(self, route: str) -> str:
         return self._bucket_of.get(route, route)
 
     def observe(self, route: str, bucket: str | None, remaining: int | None, reset_at: float | None,
-                retry_after: float | None, *, now: float) -> None:
+                retry_after: float | None, *, now: float, limit: int | None = None) -> None:
         if len(self._bucket_of) >= self.MAX_ROUTES and route not in self._bucket_of:
             self._forget(now)
-        name = bucket or route
+        was = self._bucket(route)
+        if self._in_flight.get(was, 0) > 0:
+            self._in_flight[was] -= 1
+        name = bucket or was
+        if name != was and self._in_flight.get(was):
+            self._in_flight[name] = self._in_flight.get(name, 0) + self._in_flight.pop(was)
         self._bucket_of[route] = name
         if remaining is not None and reset_at is not None and reset_at > now:
-            self._left[name] = (remaining, min(reset_at, now + MAX_PROVIDER_BLOCK))
+            remaining -= self._in_flight.get(name, 0)
+            reset_at = min(reset_at, now + MAX_PROVIDER_BLOCK)
+            if limit is not None and limit > 0:
+                period = max(self._shape.get(name, (0, 0.0))[1], reset_at - now)
+                self._shape[name] = (limit, period)
+            old = self._left.get(name)
+            if old is not None and now < old[1] and reset_at <= old[1] + 1e-3:
+                remaining = min(remaining, old[0])     # the same window: our count already holds later calls
+            self._left[name] = (remaining, reset_at)
         if retry_after is not None:
             until = now + min(float(retry_after), MAX_PROVIDER_BLOCK)
             self._blocked[name] = max(until, self._blocked.get(name, 0.0))
@@ -254,22 +275,33 @@ class RouteBuckets:
         left = self._left.get(name)
         if left is not None and left[1] > now and left[0] <= 0:
             wait = max(wait, left[1] - now)
+        elif left is not None and name in self._shape:
+            limit, period = self._shape[name]
+            if limit - self._in_flight.get(name, 0) <= 0:
+                wait = max(wait, period)     # the next window is already spoken for by calls in flight
         return max(0.0, wait)
 
     def spend(self, route: str, now: float) -> None:
         name = self._bucket(route)
+        in_flight = self._in_flight.get(name, 0)
+        self._in_flight[name] = in_flight + 1
         left = self._left.get(name)
         if left is None:
             return
-        if left[1] <= now:
-            del self._left[name]           # its window has turned: the next answer tells the new count
+        if left[1] <= now:                 # its window has turned: assume a fresh one until an answer tells
+            shape = self._shape.get(name)
+            if shape is None:
+                del self._left[name]
+            else:
+                self._left[name] = (shape[0] - in_flight - 1, now + shape[1])
         else:
             self._left[name] = (left[0] - 1, left[1])
 
     def _forget(self, now: float) -> None:
         self._left = {b: v for b, v in self._left.items() if v[1] > now}
+        self._in_flight = {b: n for b, n in self._in_flight.items() if n > 0}
         self._blocked = {b: t for b, t in self._blocked.items() if t > now}
-        live = set(self._left) | set(self._blocked)
+        live = set(self._left) | set(self._blocked) | set(self._in_flight)
         self._bucket_of = {r: b for r, b in self._bucket_of.items() if b in live}
 
     def blocked(self, now: float) -> dict[str, float]:
@@ -421,7 +453,7 @@ class CallGate:
         self._signal, self._signal_at = signal, now
         if getattr(signal, "scope", None) is not None and not getattr(signal, "global_limit", False):
             self._routes.observe(signal.scope, signal.resource, signal.remaining, signal.reset_at,
-                                 signal.retry_after, now=now)
+                                 signal.retry_after, now=now, limit=signal.limit)
             return                  # a route's bucket says nothing about the app's other routes
         until = None
         if signal.retry_after is not None:

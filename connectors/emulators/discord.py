@@ -10,7 +10,8 @@ A token sent with the other scheme is refused (``strict_schemes``). User tokens 
 
 Rate limits, as Discord answers them:
 - per-route buckets: a route (method + template) on one major resource (channel, guild) allows
-  ``route_limit`` calls per ``route_window`` seconds [numbers unverified: knobs]. Every answer carries
+  ``route_limit`` calls per ``route_window`` seconds from its first call [numbers unverified: knobs]. Every
+  answer carries
   ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/-Bucket`` (the bucket id is a hash of the route, the
   same for every channel, as on Discord); a refusal is 429 with ``Retry-After``, ``X-RateLimit-Scope: user`` and
   ``{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}``;
@@ -99,6 +100,7 @@ class DiscordEmulator(Emulator):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.users: dict[str, User] = {}            # token -> user
+        self._route_windows: dict[str, tuple[float, int]] = {}   # bucket key -> (window start, calls)
         self._world: World | None = None
         self.interaction_key = Ed25519PrivateKey.from_private_bytes(
             hashlib.sha256(f"discord-app-{kwargs.get('seed', 0)}".encode()).digest())
@@ -198,10 +200,17 @@ class DiscordEmulator(Emulator):
         return bucket, f"route:{call.token}:{bucket}:{major}"
 
     def _bucket_state(self, call: Call) -> WindowState:
+        """Count the call in its bucket. A bucket's window starts at its first call (not aligned to the clock),
+        so the first answer's Reset-After is the whole period, as on Discord."""
         _, key = self._bucket(call)
-        quota = Quota(key, self.options.route_limit, self.options.route_window)
-        state = self.counter.peek(quota)
-        return self.counter.hit(quota) if state.allowed else state
+        now, limit, window = self.clock(), self.options.route_limit, self.options.route_window
+        start, used = self._route_windows.get(key, (now, 0))
+        if now >= start + window:
+            start, used = now, 0
+        if used >= limit:
+            return WindowState(limit, used, start + window, now, False)
+        self._route_windows[key] = (start, used + 1)
+        return WindowState(limit, used + 1, start + window, now, True)
 
     def _bucket_headers(self, response: web.StreamResponse, call: Call, state: WindowState) -> None:
         bucket, _ = self._bucket(call)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefused, RemoteRecord, Stream,
                                      StreamError, UnsupportedChange, canonical, content_hash)
+from connectors.streams.discord import DiscordMessages
 from connectors.streams.dropbox import DropboxFiles
 from connectors.streams.github import GitHubIssues
 from connectors.streams.gitlab import GitLabIssues
@@ -21,8 +22,8 @@ from connectors.streams.slack import SlackMessages
 STREAMS: dict[tuple[str, str], type[Stream]] = {
     (cls.service, cls.name): cls for cls in (GitHubIssues, JiraIssues, GitLabIssues, SlackMessages, GmailMessages, DriveFiles,
                                                  PipedriveDeals, SalesforceAccounts, SalesforceContacts, HubSpotContacts,
-                                                 DropboxFiles)
+                                                 DropboxFiles, DiscordMessages)
 }
 
-__all__ = ["STREAMS", "CursorExpired", "DriveFiles", "DropboxFiles", "GitHubIssues", "JiraIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
+__all__ = ["STREAMS", "CursorExpired", "DiscordMessages", "DriveFiles", "DropboxFiles", "GitHubIssues", "JiraIssues", "GitLabIssues", "GmailMessages", "LocalChange", "Page", "PipedriveDeals", "PushRefused", "RemoteRecord",
            "SlackMessages", "Stream", "StreamError", "UnsupportedChange", "canonical", "content_hash"]
