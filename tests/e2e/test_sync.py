@@ -269,3 +269,28 @@ async def test_bad_requests_name_what_is_wrong(client, emulators):
     with pytest.raises(RpcCallError) as pull_only:
         await client.call("records.put", {"job_id": job["id"], "data": {"title": "x"}})
     assert pull_only.value.data["field"] == "job_id"
+
+
+async def test_the_scheduler_runs_a_due_job_and_schedules_the_next_run(short_dir, emulators):
+    daemon = make_daemon(short_dir / "state", short_dir / "d.sock", Config(sync=SyncConfig(jitter=0.0)))
+    await daemon.start()
+    synced: asyncio.Queue[str] = asyncio.Queue()
+    daemon.bus.subscribe("test", lambda e: synced.put_nowait(e.payload["job_id"]) if e.type == "data.synced"
+                         else None)
+    try:
+        from integd.client import IntegdClient
+        async with IntegdClient(str(daemon.paths.socket)) as client:
+            job, _ = await github_job(client, emulators, frequency={"kind": "interval", "minutes": 10})
+            assert job["next_run_at"] is not None, "a job that never ran is due at once"
+            assert await asyncio.wait_for(synced.get(), 10) == job["id"]
+
+            async def rescheduled() -> dict:
+                while True:
+                    got = await client.call("sync.get", {"job_id": job["id"]})
+                    if got["state"] == "idle" and got["next_run_at"] and got["next_run_at"] > got["last_run_at"]:
+                        return got
+                    await asyncio.sleep(0.01)    # the reschedule is a background task with no event of its own
+            after = await asyncio.wait_for(rescheduled(), 10)
+            assert after["next_run_at"] - after["last_run_at"] == pytest.approx(600.0), "one period later"
+    finally:
+        await daemon.stop()
