@@ -17,7 +17,9 @@ Classification (everything else, e.g. 400 ``50035`` Invalid Form Body or 404 ``1
 ``10008`` Unknown Message, is the caller's answer)::
 
     401 (code 0 / 40001 Unauthorized)                         AUTH_FAILED
-    403 (50001 Missing Access, 50013 Missing Permissions)     AUTH_FAILED (code as provider code)
+    403 (50001 Missing Access, 50013 Missing Permissions)     AUTH_FAILED (code as provider code); but 50005
+                                                               (another user's message) and other refusals of
+                                                               one action are the caller's answer
     429 (per-route, shared or global)                          RATE_LIMIT_EXCEEDED, retry_after from the body
     5xx (502: no gateway available, wait and retry)            SERVICE_UNAVAILABLE
 
@@ -63,6 +65,8 @@ OAUTH = OAuthProvider(
 
 USER_AGENT = "DiscordBot (https://github.com/integd/integd, 0.1)"
 MAJOR = frozenset({"channels", "guilds", "webhooks"})
+# 403s that refuse one action on one message, not the credential: the caller gets the answer
+ACTION_REFUSALS = frozenset({"50005", "50019", "50021"})
 _SNOWFLAKE = re.compile(r"^\d{1,20}$")
 _MESSAGES = re.compile(r"^/channels/\d{1,20}/messages$")
 
@@ -146,7 +150,7 @@ class DiscordConnector(Connector):
         message, code = discord_error(body)
         if status == 401:
             return self.failure(IntegrationError.AUTHENTICATION_FAILED, message, status=status, code=code)
-        if status == 403:
+        if status == 403 and code not in ACTION_REFUSALS:
             return self.failure(IntegrationError.AUTHENTICATION_FAILED, f"forbidden: {message}", status=status,
                                 code=code)
         if status == 429:
