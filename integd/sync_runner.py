@@ -60,6 +60,7 @@ class Run:
     task: asyncio.Task[None] | None = None
     phase: str = "starting"
     remaining: int | None = None              # the provider's estimate of records still to pull (progress bars)
+    again: str | None = None                  # a reason to run once more right after (a change came in meanwhile)
 
 
 class SyncRunner:
@@ -78,10 +79,15 @@ class SyncRunner:
         return self._runs.get(job_id)
 
     def start(self, job_id: str, *, full: bool = False, reason: str = "manual") -> Run:
-        """Start a run, or return the one already running (one run per job at a time)."""
+        """Start a run, or return the one already running (one run per job at a time).
+
+        A webhook or a local change arriving during a run may already be behind that run's position, so it
+        earns one follow-up run right after (however many arrive meanwhile: one)."""
         current = self._runs.get(job_id)
         if current is not None:
             current.full = current.full or full
+            if reason.startswith(("webhook", "local_change", "resolved")):
+                current.again = reason
             return current
         run = Run(job_id, full, reason, last_progress=self._now_mono())
         self._runs[job_id] = run
@@ -120,7 +126,9 @@ class SyncRunner:
             log.exception("sync.run_crashed", job_id=run.job_id)
         finally:
             self._runs.pop(run.job_id, None)
-            if self.on_finished is not None:
+            if run.again is not None and run.cancel_reason is None:
+                self.start(run.job_id, reason=run.again)
+            elif self.on_finished is not None:
                 self.on_finished(run.job_id)
 
     async def _run(self, run: Run) -> None:

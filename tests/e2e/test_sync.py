@@ -294,3 +294,24 @@ async def test_the_scheduler_runs_a_due_job_and_schedules_the_next_run(short_dir
             assert after["next_run_at"] - after["last_run_at"] == pytest.approx(600.0), "one period later"
     finally:
         await daemon.stop()
+
+
+async def test_a_local_change_during_a_run_earns_one_follow_up_run(client, emulators, daemon):
+    synced: asyncio.Queue[str] = asyncio.Queue()
+    daemon.bus.subscribe("test", lambda e: synced.put_nowait(e.payload["job_id"]) if e.type == "data.synced"
+                         else None)
+    emu = emulators["github"]
+    job, (owner, name) = await github_job(client, emulators, direction="bidirectional")
+    await run(client, job["id"])
+    await synced.get()
+    record = await client.call("records.get", {"job_id": job["id"], "remote_id": "5"})
+    emu.faults.latency = 0.3
+    started = await client.call("sync.run", {"job_id": job["id"]})
+    assert started["started"]
+    await client.call("records.put", {"job_id": job["id"], "remote_id": "5",
+                                      "data": {**record["data"], "title": "changed mid-run"}})
+    emu.faults.latency = 0.0
+    assert [await asyncio.wait_for(synced.get(), 10) for _ in range(2)] == [job["id"], job["id"]]
+    upstream = next(i for i in emu._issues(emu.repos[(owner.lower(), name.lower())]) if i.number == 5)
+    assert upstream.title == "changed mid-run"
+    assert (await client.call("sync.get", {"job_id": job["id"]}))["runs"] == 3
