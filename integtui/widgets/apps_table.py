@@ -109,6 +109,7 @@ class AppsTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._index: dict[str, int] = {}
         self._lines: dict[str, Strip] = {}  # rendered rows, full width, without the cursor's style
+        self._clocks: dict[str, tuple[str, ...]] = {}  # the clock cells as each cached row shows them
         self._header: Strip | None = None
         self._total_width = 0
         # Called after each flush with the apps whose rows changed and the time (for the benchmark).
@@ -173,6 +174,7 @@ class AppsTable(ScrollView, can_focus=True):
         self.ids = self.state.visible_ids(now)
         self._index = {app_id: i for i, app_id in enumerate(self.ids)}
         self._lines = {k: v for k, v in self._lines.items() if k in self._index}
+        self._clocks = {k: v for k, v in self._clocks.items() if k in self._lines}
         self._header = None
         found = self._index.get(keep) if keep is not None else None
         self.cursor_row = found if found is not None else max(0, min(self.cursor_row, len(self.ids) - 1))
@@ -189,12 +191,18 @@ class AppsTable(ScrollView, can_focus=True):
                 self.refresh_line(row + 1)
 
     def tick_clock(self) -> None:
-        """Re-render the rows on screen when they show a clock column (their "ago" and "in" move on)."""
-        if any(c.key in CLOCK_COLUMNS for c in self.shown):
-            on_screen = self.rows_on_screen()
-            for app_id in on_screen:
+        """Re-render the rows on screen whose clock cells ("ago", "in") now read differently."""
+        now = self.clock()
+        first = int(self.scroll_y)
+        for row, app_id in enumerate(self.rows_on_screen(), start=first):
+            drawn = self._clocks.get(app_id)
+            if drawn is not None and drawn != self._clock_cells(app_id, now):
                 self._lines.pop(app_id, None)
-            self.refresh()
+                self.refresh_line(row + 1)
+
+    def _clock_cells(self, app_id: str, now: float) -> tuple[str, ...]:
+        app = self.state.apps.get(app_id, {})
+        return tuple(c.plain(app, now) for c in self.shown if c.key in CLOCK_COLUMNS)
 
     def relabel(self) -> None:
         """Show the sort arrow on the sorted column."""
@@ -203,6 +211,7 @@ class AppsTable(ScrollView, can_focus=True):
 
     def _forget_lines(self) -> None:
         self._lines.clear()
+        self._clocks.clear()
         self._header = None
 
     def notify_style_update(self) -> None:
@@ -242,6 +251,7 @@ class AppsTable(ScrollView, can_focus=True):
         line = self._lines.get(app_id)
         if line is None:
             app, now = self.state.apps.get(app_id, {}), self.clock()
+            self._clocks[app_id] = self._clock_cells(app_id, now)
             text = Text()
             for column in self.shown:
                 value = cell(column, app, now)
