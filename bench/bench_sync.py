@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import shutil
 import sys
@@ -32,6 +33,8 @@ import aiohttp
 import aiosqlite
 
 from connectors.factory import build_connector
+from connectors.streams.base import canonical, content_hash
+from connectors.streams.github import issue_record
 from integd.bootstrap import Daemon
 from integd.client import IntegdClient
 from integd.config import Config, Paths
@@ -116,6 +119,28 @@ async def baseline(rows: list[tuple[Any, ...]], folder: Path) -> tuple[float, fl
     return times[0], times[1]
 
 
+async def breakdown(http: aiohttp.ClientSession, base: str, repo: str) -> str:
+    """Where a 100-issue page's time goes on our side, each part alone (decode, map, canonical JSON + hash)."""
+    async with http.get(f"{base}/repos/{repo}/issues", headers={"Authorization": f"Bearer {TOKEN}"},
+                        params={"per_page": 100, "state": "all", "sort": "updated", "direction": "asc"}) as r:
+        text = await r.text()
+    rounds = 30
+    started = time.perf_counter()
+    for _ in range(rounds):
+        body = json.loads(text)
+    decode = (time.perf_counter() - started) / rounds
+    started = time.perf_counter()
+    for _ in range(rounds):
+        records = [issue_record(x) for x in body]
+    mapping = (time.perf_counter() - started) / rounds
+    started = time.perf_counter()
+    for _ in range(rounds):
+        [content_hash(canonical(rec.data)) for rec in records]
+    hashing = (time.perf_counter() - started) / rounds
+    return (f"per 100-issue page ({len(text) // 1024} KB): json decode {decode * 1000:.1f} ms, issue_record "
+            f"{mapping * 1000:.1f} ms, canonical JSON + hash {hashing * 1000:.1f} ms")
+
+
 async def stored_rows(daemon: Daemon, job_id: str) -> list[tuple[Any, ...]]:
     async with daemon.db.read() as conn:
         return list(await conn.execute_fetchall(
@@ -159,6 +184,7 @@ async def main(records: int, memory_sizes: list[int]) -> None:
                           f"rows/s -> ratio {batched / elapsed:.3f}")
                     print(f"plain executemany, one transaction: {single:.2f} s = {records / single:,.0f} rows/s "
                           f"-> ratio {single / elapsed:.3f}")
+                    print(await breakdown(http, base, repo))
                     await edit_upstream(http, base, repo, 100)
                     started = time.perf_counter()
                     delta = (await client.call("sync.run", {"job_id": job_id, "wait": True}))["job"]
