@@ -14,9 +14,9 @@ Cursor: ``{"after": "<snowflake>", "full"?: true, "pass"?: token}``.
 
 Push: create ``POST /channels/{id}/messages {"content"}``; update ``PATCH .../messages/{mid}`` (only the bot's
 own messages: Discord answers 403 50005 otherwise); delete ``DELETE .../messages/{mid}``. Discord has no
-conditional writes, so before an edit the stream re-reads the message and refuses (PushRefused) when it changed
-after the change's base (``edited_timestamp`` later than ``base_modified``): the runner's own check, repeated as
-close to the write as possible.
+conditional writes: the conflict check is the runner's (``fetch`` compares ``edited_timestamp`` with the change's
+base right before the push, then applies the job's policy), and a push it lets through overwrites. An edit of a
+message deleted upstream meanwhile is refused (PushRefused), never turned into a new post.
 """
 
 from __future__ import annotations
@@ -116,13 +116,9 @@ class DiscordMessages(Stream):
             resp = await self.call(ApiRequest("POST", self._path, json={"content": content}))
             self._check(resp, "create message", push=True)
             return message_record(resp.body)
-        current = await self.fetch(change.remote_id)
-        if current is None:
-            raise PushRefused(f"Discord edit message: message {change.remote_id} no longer exists")
-        if change.base_modified is not None and current.modified > change.base_modified:
-            raise PushRefused(f"Discord edit message: message {change.remote_id} changed upstream after the "
-                              "local edit's base (conflict)")
         resp = await self.call(ApiRequest("PATCH", f"{self._path}/{change.remote_id}", json={"content": content}))
+        if resp.status == 404:
+            raise PushRefused(f"Discord edit message: message {change.remote_id} no longer exists upstream")
         self._check(resp, "edit message", push=True)
         return message_record(resp.body)
 

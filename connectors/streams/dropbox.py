@@ -1,6 +1,6 @@
 """Dropbox files as a stream (reference: apis-storage-dev.md §2 "Pagination", "Incremental sync", "upload").
 
-Resource: a folder path (``""`` for the whole Dropbox, else ``/Folder``), listed recursively.
+Resource: a folder path (``"/"`` or ``""`` for the whole Dropbox, else ``/Folder``), listed recursively.
 
 Pull: a full pass is ``POST /files/list_folder {"path", "recursive": true, "limit"}`` and then
 ``/files/list_folder/continue`` while ``has_more``; the cursor it ends with is a delta cursor, so the next run
@@ -16,10 +16,14 @@ anything changed after a delta cursor, for a watcher that wants to trigger a del
 Cursor: ``{"cursor": <Dropbox cursor> | None, "full"?: true, "pass"?: token}``.
 
 Push (``files/upload``, content host): ``data["content"]`` (text, UTF-8) or ``data["content_base64"]`` is the
-file's new content. A create uploads with ``mode: add`` (409 conflict if the path already holds other content);
-an update with ``mode: {".tag": "update", "update": <base rev>}``, the rev the local change was based on, so
-Dropbox itself refuses a stale write (409 ``path/conflict/file``) -> PushRefused. A delete is
-``files/delete_v2`` with ``parent_rev`` (the same check).
+file's new content. A create uploads with ``mode: add`` (409 conflict if the path already holds other content).
+An update uploads with ``mode: {".tag": "update", "update": <rev>}`` so that Dropbox itself refuses a write that
+lost a race (409 ``path/conflict/file``) -> PushRefused, the record stays dirty and the next run decides. Which
+rev: the stream re-reads the file first; when the file is no newer than the change's base, the rev the change
+was based on (``data["rev"]``: if the file moved on since, Dropbox refuses); when it is newer, the runner has
+already met that conflict and chose to keep the local side (it only pushes then), so the current rev: the write
+overwrites exactly the version the runner looked at, and still nothing written after that. A delete is
+``files/delete_v2`` with ``parent_rev`` chosen the same way.
 """
 
 from __future__ import annotations
@@ -76,10 +80,17 @@ class DropboxFiles(Stream):
 
     @classmethod
     def check_resource(cls, resource: str) -> str:
+        if resource == "/":
+            return resource
         if not isinstance(resource, str) or not _FOLDER.match(resource) or resource.endswith("/"):
-            raise ValueError("a Dropbox files stream needs a folder path: '' for everything or '/Folder' "
+            raise ValueError("a Dropbox files stream needs a folder path: '/' for everything or '/Folder' "
                              "(no trailing slash)")
         return resource
+
+    @property
+    def folder(self) -> str:
+        """The list_folder path: Dropbox names the root ``""``."""
+        return "" if self.resource == "/" else self.resource
 
     async def pull(self, cursor: dict[str, Any]) -> Page:
         keep = {k: cursor[k] for k in ("full", "pass") if k in cursor}
@@ -91,7 +102,7 @@ class DropboxFiles(Stream):
         else:
             limit = max(1, min(2000, self.page_size))
             resp = await self.call(ApiRequest("POST", "/files/list_folder", json={
-                "path": self.resource, "recursive": True, "include_deleted": False, "limit": limit}))
+                "path": self.folder, "recursive": True, "include_deleted": False, "limit": limit}))
         body = self._check(resp, "list_folder")
         entries = body.get("entries")
         if not isinstance(entries, list) or not isinstance(body.get("cursor"), str):
@@ -129,13 +140,11 @@ class DropboxFiles(Stream):
         content = self._content(change.data)
         if change.remote_id is None:
             path = change.data.get("path_display") or change.data.get("path")
-            if not isinstance(path, str) or not path.startswith(self.resource + "/"):
-                raise PushRefused(f"Dropbox upload: a new file needs a path under {self.resource or '/'!r}")
+            if not isinstance(path, str) or not path.startswith(self.folder + "/"):
+                raise PushRefused(f"Dropbox upload: a new file needs a path under {self.folder or '/'!r}")
             resp = await connector.upload(path, content, mode="add")
         else:
-            rev = change.data.get("rev")
-            if not isinstance(rev, str) or not rev:
-                raise PushRefused("Dropbox upload: an update needs the rev it was based on (data['rev'])")
+            rev = await self._expected_rev(change)
             path = change.data.get("path_display") or change.remote_id
             resp = await connector.upload(path, content, mode={".tag": "update", "update": rev})
         record = file_record(self._check(resp, "upload", push=True))
@@ -143,12 +152,24 @@ class DropboxFiles(Stream):
             raise StreamError("Dropbox upload answered with something that is not a file")
         return record
 
+    async def _expected_rev(self, change: LocalChange) -> str:
+        """The rev the write may replace (module docstring); PushRefused without one or when the file is gone."""
+        rev = change.data.get("rev")
+        if not isinstance(rev, str) or not rev:
+            raise PushRefused("Dropbox upload: an update needs the rev it was based on (data['rev'])")
+        current = await self.fetch(change.remote_id or "")
+        if current is None:
+            raise PushRefused(f"Dropbox upload: {change.remote_id} no longer exists upstream")
+        if change.base_modified is not None and current.modified > change.base_modified:
+            return str(current.data["rev"])          # the runner kept the local side of a conflict it saw
+        return rev
+
     async def _delete(self, change: LocalChange) -> RemoteRecord:
         if change.remote_id is None:
             raise PushRefused("Dropbox delete: a file that was never pushed cannot be deleted upstream")
         body: dict[str, Any] = {"path": change.remote_id}
         if isinstance(change.data.get("rev"), str):
-            body["parent_rev"] = change.data["rev"]
+            body["parent_rev"] = await self._expected_rev(change)
         resp = await self.call(ApiRequest("POST", "/files/delete_v2", json=body))
         meta = self._check(resp, "delete_v2", push=True).get("metadata") or {}
         return RemoteRecord(change.remote_id, {"path_lower": change.remote_id, "name": meta.get("name")}, 0.0,

@@ -85,7 +85,7 @@ async def test_full_pass_then_after_delta_then_a_refresh_that_sweeps_a_deletion(
     assert store[edited]["content"] == "edited by someone" and store[edited]["edited_timestamp"]
 
 
-async def test_push_posts_edits_with_a_conflict_check_and_deletes(discord):
+async def test_push_posts_edits_and_deletes(discord):
     emu, s, clock = discord
     posted = await s.push(LocalChange(None, {"content": "hello from integd"}))
     assert posted.data["author_is_bot"] and posted.data["content"] == "hello from integd"
@@ -94,14 +94,17 @@ async def test_push_posts_edits_with_a_conflict_check_and_deletes(discord):
     assert edited.modified > posted.modified and (await s.fetch(posted.remote_id)).data["content"] == "edited"
     clock.advance(10)
     emu.edit_message(s.resource, posted.remote_id, "changed upstream")
-    with pytest.raises(PushRefused, match="conflict"):
-        await s.push(LocalChange(posted.remote_id, {"content": "stale"}, base_modified=edited.modified))
-    assert (await s.fetch(posted.remote_id)).data["content"] == "changed upstream"
+    theirs = await s.fetch(posted.remote_id)
+    assert theirs.modified > edited.modified                 # what the runner's conflict check compares
+    kept = await s.push(LocalChange(posted.remote_id, {"content": "ours"}, base_modified=edited.modified))
+    assert kept.data["content"] == "ours"                    # pushed only when the policy kept the local side
     someone_elses = next(iter(emu.world.channels[s.resource].messages))
     with pytest.raises(PushRefused, match="50005"):
         await s.push(LocalChange(str(someone_elses), {"content": "not mine"}))
     gone = await s.push(LocalChange(posted.remote_id, {}, deleted=True))
     assert gone.deleted and await s.fetch(posted.remote_id) is None
+    with pytest.raises(PushRefused, match="no longer exists"):
+        await s.push(LocalChange(posted.remote_id, {"content": "too late"}))
     with pytest.raises(PushRefused, match="1-2000"):
         await s.push(LocalChange(None, {"content": " "}))
 

@@ -31,7 +31,7 @@ async def dropbox() -> AsyncIterator[tuple[Any, DropboxFiles]]:
                                 base_url=emu.base_url, transport=transport,
                                 retry=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02))
     try:
-        yield emu, STREAMS[("dropbox", "files")](connector, "", page_size=7)
+        yield emu, STREAMS[("dropbox", "files")](connector, "/", page_size=7)
     finally:
         await transport.close()
         await emu.stop()
@@ -54,6 +54,7 @@ async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tu
 
 def test_resources_are_folder_paths():
     assert DropboxFiles.check_resource("") == "" and DropboxFiles.check_resource("/Notes") == "/Notes"
+    assert DropboxFiles.check_resource("/") == "/"
     for bad in ("Notes", "/Notes/", "/a\nb"):
         with pytest.raises(ValueError, match="folder path"):
             DropboxFiles.check_resource(bad)
@@ -103,7 +104,7 @@ async def test_the_longpoll_says_when_a_delta_is_worth_running(dropbox):
     assert await waiting == (True, 60)
 
 
-async def test_push_creates_updates_with_the_base_rev_and_a_stale_rev_is_refused(dropbox):
+async def test_push_creates_updates_with_the_base_rev_and_a_lost_race_is_refused(dropbox):
     emu, s = dropbox
     created = await s.push(LocalChange(None, {"path_display": "/Notes/from-integd.md", "content": "# v1"}))
     assert created.remote_id == "/notes/from-integd.md" and created.data["size"] == 4 and created.modified > 0
@@ -112,16 +113,28 @@ async def test_push_creates_updates_with_the_base_rev_and_a_stale_rev_is_refused
     updated = await s.push(LocalChange(created.remote_id, {**created.data, "content": "# v2"},
                                        base_modified=created.modified))
     assert updated.data["rev"] != created.data["rev"] and updated.data["size"] == 4
-    emu.put_file(TOKEN, "/Notes/from-integd.md", b"# edited elsewhere")            # someone else writes
+    # someone else writes in the same second, so the file looks no newer than our base: only the rev tells
+    emu.fs_for_token(TOKEN).entries["/notes/from-integd.md"].content = b"# raced"
+    emu.fs_for_token(TOKEN).entries["/notes/from-integd.md"].rev = "0000000ffraced"
     with pytest.raises(PushRefused, match="409 path/conflict/file"):
-        await s.push(LocalChange(created.remote_id, {**updated.data, "content": "# v3 from a stale base"},
+        await s.push(LocalChange(created.remote_id, {**updated.data, "content": "# v3 lost the race"},
                                  base_modified=updated.modified))
-    assert emu.fs_for_token(TOKEN).entries["/notes/from-integd.md"].content == b"# edited elsewhere"
+    assert emu.fs_for_token(TOKEN).entries["/notes/from-integd.md"].content == b"# raced"
     with pytest.raises(PushRefused, match="409"):
-        await s.push(LocalChange(created.remote_id, {"rev": updated.data["rev"]}, deleted=True))
+        await s.push(LocalChange(created.remote_id, {"rev": updated.data["rev"]}, base_modified=updated.modified,
+                                 deleted=True))
     current = await s.fetch(created.remote_id)
     gone = await s.push(LocalChange(created.remote_id, {"rev": current.data["rev"]}, deleted=True))
     assert gone.deleted and await s.fetch(created.remote_id) is None
+
+
+async def test_a_conflict_the_runner_resolved_for_the_local_side_overwrites_the_version_it_saw(dropbox):
+    emu, s = dropbox
+    created = await s.push(LocalChange(None, {"path_display": "/Notes/mine.md", "content": "v1"}))
+    emu.fs_for_token(TOKEN).put("/Notes/mine.md", b"theirs", now=created.modified + 60)   # newer upstream
+    kept = await s.push(LocalChange(created.remote_id, {**created.data, "content": "ours"},
+                                    base_modified=created.modified))
+    assert emu.fs_for_token(TOKEN).entries["/notes/mine.md"].content == b"ours" and kept.data["size"] == 4
 
 
 async def test_bad_pushes_are_refused_with_the_reason(dropbox):
