@@ -15,16 +15,17 @@ catalogue's placeholder ``https://your-domain.atlassian.net/rest/api/3`` counts 
 Identity ``GET /myself`` (accountId, displayName, emailAddress, timeZone). Pagination: ``nextPageToken`` of
 ``/search/jql`` (GET parameter or POST body), else ``startAt``/``isLast``/``values`` of the other lists.
 
-Rate limits: points per hour, per-second burst limits and per-issue write limits, all answering 429 with
-``Retry-After`` (or ``Beta-Retry-After``), ``X-RateLimit-Reset`` (ISO 8601) and ``RateLimit-Reason``; successful
-answers carry ``X-RateLimit-Limit``/``-Remaining``/``-NearLimit``. Some 503s carry Retry-After too.
+Rate limits: a points pool per hour for OAuth apps (``Beta-RateLimit``/``RateLimit: "tenant-app-quota";r=<left>;
+t=<seconds>`` with its ``-Policy`` ``q=<quota>``), per-second request limits (``X-RateLimit-Limit``/``-Remaining``)
+and per-issue write limits. Any of them answers 429 with ``Retry-After``, ``X-RateLimit-Reset`` (ISO 8601) and
+``RateLimit-Reason``; some 503s carry Retry-After too. The points pool, when named, is the signal the gate learns.
 
 Classification (everything else, e.g. 400 ``{"errorMessages": [], "errors": {"summary": "..."}}`` or 404, is the
 caller's answer)::
 
     401 (site: errorMessages; gateway: {"code": 401, "message": "Unauthorized; scope does not match"})  AUTH_FAILED
     403 {"errorMessages": ["You do not have permission ..."]}                                          AUTH_FAILED
-    429                                        RATE_LIMIT_EXCEEDED  Retry-After, Beta-Retry-After, reset - now, 60 s
+    429                                        RATE_LIMIT_EXCEEDED  Retry-After, else reset - now, else 60 s
     5xx                                        SERVICE_UNAVAILABLE  (Retry-After kept when sent)
 
 >>> cred = ApiCredential.from_api_key(ApiKey("ada@example.com:ATATT3x…"))                  # doctest: +SKIP
@@ -104,6 +105,23 @@ def parse_reset(value: str | None) -> float | None:
     except ValueError:
         return parse_float(value)
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def quota_fields(value: str | None) -> dict[str, int]:
+    """The integer parameters of a RateLimit structured header, ``"tenant-app-quota";r=17842;t=2107``.
+
+    >>> quota_fields('"tenant-app-quota";r=17842;t=2107')
+    {'r': 17842, 't': 2107}
+    >>> quota_fields(None)
+    {}
+    """
+    out: dict[str, int] = {}
+    for part in (value or "").split(";")[1:]:
+        name, _, raw = part.strip().partition("=")
+        number = parse_int(raw)
+        if name and number is not None:
+            out[name.strip().lower()] = number
+    return out
 
 
 def _api_base(url: str) -> str:
@@ -189,16 +207,28 @@ class JiraConnector(Connector):
     def _retry_after(self, status: int, headers: Mapping[str, str]) -> float | None:
         if status not in (429, 503):
             return None
-        now = self.clock.time()
-        value = parse_retry_after(headers.get("retry-after"), now=now)
-        return value if value is not None else parse_retry_after(headers.get("beta-retry-after"), now=now)
+        return parse_retry_after(headers.get("retry-after"), now=self.clock.time())
 
     def rate_signal(self, status: int, headers: Mapping[str, str], body: Any) -> RateSignal:
+        """The points pool when the answer names it (``[Beta-]RateLimit``), else the request-rate headers.
+
+        ``Beta-Retry-After`` on a successful answer says a call would have been refused had the quota been
+        enforced; it is honoured as a wait all the same, so that enforcement finds the app already paced.
+        """
+        now = self.clock.time()
+        retry_after = self._retry_after(status, headers)
+        if retry_after is None:
+            retry_after = parse_retry_after(headers.get("beta-retry-after"), now=now)
+        reason = headers.get("ratelimit-reason") or headers.get("x-beta-ratelimit-reason")
+        pool = quota_fields(headers.get("ratelimit") or headers.get("beta-ratelimit"))
+        if pool.get("r") is not None and pool.get("t") is not None:
+            policy = quota_fields(headers.get("ratelimit-policy") or headers.get("beta-ratelimit-policy"))
+            return RateSignal(limit=policy.get("q"), remaining=pool["r"], reset_at=now + pool["t"],
+                              retry_after=retry_after, resource=reason or "tenant-app-quota")
         return RateSignal(limit=parse_int(headers.get("x-ratelimit-limit")),
                           remaining=parse_int(headers.get("x-ratelimit-remaining")),
                           reset_at=parse_reset(headers.get("x-ratelimit-reset")),
-                          retry_after=self._retry_after(status, headers),
-                          resource=headers.get("ratelimit-reason"))
+                          retry_after=retry_after, resource=reason)
 
     def classify(self, status: int, headers: Mapping[str, str], body: Any) -> IntegrationFailure | None:
         message = jira_message(body)

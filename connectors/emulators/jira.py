@@ -7,15 +7,20 @@ are) and the OAuth gateway shape `http://127.0.0.1:PORT/ex/jira/{cloudId}/rest/a
 access tokens for 1 h, refresh tokens rotate (`old_refresh_token_survives_rotation` is a knob, off), and
 `GET /oauth/token/accessible-resources` lists the site (`id` = cloud id, `url`, `scopes`).
 
-Rate limits, the three systems of the reference:
-- points: each request costs 1 point plus 1 per object returned (writes only the 1); a pool per hour for the
-  site (`points_per_hour`, the number is unverified). Successful answers carry `X-RateLimit-Limit`,
-  `X-RateLimit-Remaining` and `X-RateLimit-NearLimit` (true below 20 %); an empty pool answers 429 with
-  `RateLimit-Reason: jira-quota-tenant-based`.
-- a per-second burst window per token (default 100/s, or `set_rate_limit`): 429 `jira-burst-based`.
-- the burst fault: 429 `jira-per-issue-on-write`.
-Every 429 carries `Retry-After` (or `Beta-Retry-After`, knob `retry_after_header`) and `X-RateLimit-Reset`
-(`yyyy-MM-ddTHH:mmZ`); knob `beta_headers` adds `Beta-RateLimit-Policy` and `Beta-RateLimit`.
+Rate limits, the three systems of Atlassian's rate-limiting page (facts beyond the reference from Atlassian's
+community posts of 2025-2026, see the issue 7 report):
+- request rate (per second, per token; default 100/s, or `set_rate_limit`): every answer that passed auth
+  carries `X-RateLimit-Limit` and `X-RateLimit-Remaining` of this window; an empty one answers 429
+  `RateLimit-Reason: jira-burst-based`.
+- points (per hour, a pool for the site and app): each request costs 1 point plus 1 per object returned (writes
+  only the 1). It applies to OAuth (3LO) traffic, not API tokens (knob `points_for_api_tokens`). Answers carry
+  `Beta-RateLimit-Policy: "tenant-app-quota";q=<quota>;w=3600` and `Beta-RateLimit: "tenant-app-quota";r=<left>;
+  t=<seconds to reset>` as seen in the wild (knob `quota_headers="ietf"`: the draft's unprefixed `RateLimit-Policy`
+  / `RateLimit`). An empty pool answers 429 `jira-quota-tenant-based` when `points_enforced`; otherwise (the
+  warning phase) the call succeeds with `Beta-Retry-After`, `X-Beta-RateLimit-Reason`, `X-Beta-RateLimit-Reset`
+  and `X-Beta-RateLimit-NearLimit`: what would have happened.
+- per-issue writes: the burst fault answers 429 `jira-per-issue-on-write`.
+Every 429 carries `Retry-After` and `X-RateLimit-Reset` (`yyyy-MM-ddTHH:mmZ`, request time + Retry-After).
 
 Data: projects `projects` (keys) with `issues_per_project` issues each; every account (derived from the token or
 the OAuth grant's subject) has an email, a display name and a time zone, in which JQL dates are read.
@@ -80,8 +85,9 @@ class JiraOptions(BaseModel):
     issues_per_project: int = Field(30, ge=0, le=50_000)
     issue_interval: int = Field(3600, ge=1, le=86400)
     points_per_hour: int = Field(65_000, ge=1)                     # [unverified] the exact quota is unpublished
-    retry_after_header: Literal["Retry-After", "Beta-Retry-After"] = "Retry-After"
-    beta_headers: bool = False
+    points_for_api_tokens: bool = False     # Atlassian: API-token traffic keeps the older burst limits only
+    points_enforced: bool = True            # False: the warning phase (Beta-Retry-After on a 200)
+    quota_headers: Literal["beta", "ietf"] = "beta"
     check_email: bool = True               # Basic auth: the email must be the token's account's
     site_accepts_bearer: bool = True       # Data Center style PATs on the site URL
     delete_permission: bool = False        # most users may not delete issues: DELETE answers 403
@@ -533,21 +539,27 @@ class JiraEmulator(Emulator):
         start = math.floor(self.clock() / 3600.0) * 3600.0
         return start, self._points.get(start, 0)
 
+    def _pays_points(self, call: Call) -> bool:
+        return bool(call.token) and (self._gateway(call) or self.options.points_for_api_tokens)
+
     def _charge(self, call: Call) -> web.StreamResponse | None:
         refusal = super()._charge(call)
         if refusal is not None:
             return refusal
         start, used = self._points_window()
-        if used >= self.options.points_per_hour:
+        if self._pays_points(call) and used >= self.options.points_per_hour and self.options.points_enforced:
             return self._too_many(call, max(1, math.ceil(start + 3600 - self.clock())), "jira-quota-tenant-based")
         self._cost(call, 1)
         return None
 
+    @staticmethod
+    def _reset_stamp(moment: float) -> str:
+        t = time.gmtime(moment)
+        return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}Z"
+
     def _too_many(self, call: Call, retry_after: int, reason: str) -> web.Response:
-        reset = time.gmtime(self.clock() + retry_after)
-        headers = {self.options.retry_after_header: str(retry_after), "RateLimit-Reason": reason,
-                   "X-RateLimit-Reset": f"{reset.tm_year:04d}-{reset.tm_mon:02d}-{reset.tm_mday:02d}T"
-                                        f"{reset.tm_hour:02d}:{reset.tm_min:02d}Z"}
+        headers = {"Retry-After": str(retry_after), "RateLimit-Reason": reason,
+                   "X-RateLimit-Reset": self._reset_stamp(self.clock() + retry_after)}
         return errors(429, ["Rate limit exceeded."], headers=headers)
 
     def auth_failure(self, call: Call, status: TokenStatus) -> web.StreamResponse:
@@ -579,16 +591,27 @@ class JiraEmulator(Emulator):
         cost = self._costs.pop(id(call), 0)
         if call.route.auth == "none" or not call.token:
             return
+        headers = response.headers
+        burst = call.quota or self.counter.peek(self.quotas(call)[0])
+        headers["X-RateLimit-Limit"] = str(burst.limit)
+        headers["X-RateLimit-Remaining"] = str(burst.remaining)
+        if not self._pays_points(call):
+            return
         start, used = self._points_window()
         if cost:
             used = self._points[start] = used + cost
-        limit = self.options.points_per_hour
-        remaining = max(0, limit - used)
-        headers = response.headers
-        headers["X-RateLimit-Limit"] = str(limit)
-        headers["X-RateLimit-Remaining"] = str(remaining)
-        headers["X-RateLimit-NearLimit"] = "true" if remaining < limit * 0.2 else "false"
-        if self.options.beta_headers:
-            left = max(1, math.ceil(start + 3600 - self.clock()))
-            headers["Beta-RateLimit-Policy"] = f'"tenant-app-quota";q={limit};w=3600'
-            headers["Beta-RateLimit"] = f'"tenant-app-quota";r={remaining};t={left}'
+        quota = self.options.points_per_hour
+        left, reset_in = max(0, quota - used), max(1, math.ceil(start + 3600 - self.clock()))
+        prefix = "Beta-" if self.options.quota_headers == "beta" else ""
+        headers[f"{prefix}RateLimit-Policy"] = f'"tenant-app-quota";q={quota};w=3600'
+        headers[f"{prefix}RateLimit"] = f'"tenant-app-quota";r={left};t={reset_in}'
+        near = "true" if left < quota * 0.2 else "false"
+        if self.options.points_enforced:
+            headers["X-RateLimit-NearLimit"] = near
+        elif left == 0 and response.status < 400:          # the warning phase: what would have been a 429
+            headers["Beta-Retry-After"] = str(reset_in)
+            headers["X-Beta-RateLimit-Reason"] = "jira-quota-tenant-based"
+            headers["X-Beta-RateLimit-Reset"] = self._reset_stamp(start + 3600)
+            headers["X-Beta-RateLimit-NearLimit"] = "true"
+        else:
+            headers["X-Beta-RateLimit-NearLimit"] = near

@@ -220,9 +220,7 @@ async def test_server_errors_are_service_unavailable_and_retried(env):
     assert env.emu.hits("/myself") == 4 and len(env.sleeps) == 3
 
 
-@pytest.mark.parametrize("header", ["Retry-After", "Beta-Retry-After"])
-async def test_a_per_issue_write_limit_is_retried_after_its_wait(env, header):
-    env.emu.options.retry_after_header = header
+async def test_a_per_issue_write_limit_is_retried_after_its_wait(env):
     env.emu.faults.rate_limit_burst = 2
     env.emu.faults.burst_retry_after = 4
     answer = await env.connector().send_request(ApiRequest("GET", "/myself"), interactive=False)
@@ -230,29 +228,58 @@ async def test_a_per_issue_write_limit_is_retried_after_its_wait(env, header):
     assert env.records[0].error and "jira-per-issue-on-write" in env.records[0].error
 
 
-async def test_the_points_quota_runs_out_then_the_gate_holds_every_call_until_the_reset(env):
-    env.emu.options.points_per_hour = 40
-    env.emu.options.beta_headers = True
-    gate = CallGate("int_jira", RateLimit(per_minute=300, burst=10), store=MemoryQuotaStore(), clock=env.clock,
+def oauth_gate(env: Env) -> CallGate:
+    return CallGate("int_jira", RateLimit(per_minute=300, burst=10), store=MemoryQuotaStore(), clock=env.clock,
                     sleep=env.sleep)
-    connector = env.connector(gate=gate, retry=RetryPolicy.none())
-    search = ApiRequest("GET", "/search/jql", params={"jql": "project = DEMO", "maxResults": 15})
-    first = await connector.send_request(search)          # 1 + 15 objects = 16 points
-    assert first.headers["x-ratelimit-limit"] == "40" and first.headers["x-ratelimit-remaining"] == "24"
+
+
+async def test_api_tokens_see_the_request_rate_only(env):
+    answer = await env.connector().send_request(ApiRequest("GET", "/myself"))
+    assert answer.headers["x-ratelimit-limit"] == "100" and answer.headers["x-ratelimit-remaining"] == "99"
+    assert "beta-ratelimit" not in answer.headers
+
+
+async def test_the_points_pool_is_learnt_and_no_call_is_ever_refused(env):
+    env.emu.options.points_per_hour = 40
+    gate = oauth_gate(env)
+    connector = env.connector(ApiCredential.from_tokens(TOKEN, cloud_id=env.emu.cloud_id), gate=gate)
+    search = ApiRequest("GET", "/search/jql", params={"jql": "project = DEMO", "maxResults": 12})
+    first = await connector.send_request(search, interactive=False)          # 1 + 12 objects = 13 points
+    hour_left = 3600 - env.clock.time() % 3600
     assert first.headers["beta-ratelimit-policy"] == '"tenant-app-quota";q=40;w=3600'
-    await connector.send_request(search)
-    third = await connector.send_request(search)          # 48 points spent: the pool is empty now
-    assert third.headers["x-ratelimit-nearlimit"] == "true" and third.headers["x-ratelimit-remaining"] == "0"
+    assert first.headers["beta-ratelimit"] == f'"tenant-app-quota";r=27;t={int(hour_left)}'
+    for _ in range(4):                                 # 26 more points: the pool is empty after the third search
+        answer = await connector.send_request(search, interactive=False)
+        assert answer.status == 200 and answer.attempts == 1
+    assert [e.status for e in env.emu.request_log] == [200] * 5               # zero 429s: the gate waited
+    assert len(env.sleeps) == 1 and env.sleeps[0] == pytest.approx(hour_left, abs=1)
+    assert gate.usage()["provider"]["resource"] == "tenant-app-quota"
+    assert answer.headers["x-ratelimit-nearlimit"] == "false"                 # a fresh hour
+
+
+async def test_an_empty_points_pool_is_a_429_with_retry_after_and_reset(env):
+    env.emu.options.points_per_hour = 20
+    connector = env.connector(ApiCredential.from_tokens(TOKEN, cloud_id=env.emu.cloud_id), retry=RetryPolicy.none())
+    search = ApiRequest("GET", "/search/jql", params={"jql": "project = DEMO", "maxResults": 25})
+    await connector.send_request(search)                                     # 26 points: over the pool
     refused = await attempt(connector, search)
     hour_left = 3600 - env.clock.time() % 3600
     assert isinstance(refused, IntegrationFailure) and refused.category is RATE and refused.status == 429
     assert refused.provider_code == "jira-quota-tenant-based" and refused.retry_after == pytest.approx(hour_left, abs=1)
-    before = len(env.emu.request_log)
-    later = env.connector(gate=gate)
-    results = await asyncio.gather(*(attempt(later, ApiRequest("GET", "/myself")) for _ in range(5)))
-    assert all(getattr(r, "status", None) == 200 for r in results)
-    assert [e.status for e in env.emu.request_log[before:]] == [200] * 5       # zero 429s once learnt
-    assert min(env.sleeps) >= hour_left - 1
+
+
+async def test_the_warning_phase_beta_retry_after_is_honoured_without_a_failure(env):
+    env.emu.options.points_per_hour = 10
+    env.emu.options.points_enforced = False
+    gate = oauth_gate(env)
+    connector = env.connector(ApiCredential.from_tokens(TOKEN, cloud_id=env.emu.cloud_id), gate=gate)
+    search = ApiRequest("GET", "/search/jql", params={"jql": "project = DEMO", "maxResults": 12})
+    warned = await connector.send_request(search, interactive=False)         # 13 points of 10: would be refused
+    hour_left = 3600 - env.clock.time() % 3600
+    assert warned.status == 200 and warned.headers["x-beta-ratelimit-reason"] == "jira-quota-tenant-based"
+    assert int(warned.headers["beta-retry-after"]) == pytest.approx(hour_left, abs=1)
+    again = await connector.send_request(search, interactive=False)
+    assert again.status == 200 and env.sleeps == [pytest.approx(hour_left, abs=1)]
 
 
 async def test_search_pages_follow_next_page_token_by_get_and_post(env):

@@ -43,12 +43,17 @@ async def call(method: str, url: str, headers: dict[str, str], **kw: Any) -> tup
 async def test_basic_on_the_site_bearer_on_the_gateway(emu):
     status, headers, body = await call("GET", emu.base_url + "/myself", basic(emu))
     assert status == 200 and body["emailAddress"] == emu.account_email(TOKEN)
-    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-NearLimit"} <= set(headers)
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining"} <= set(headers)
+    assert "Beta-RateLimit" not in headers               # API-token traffic pays no points
     gateway = f"{emu.origin}/ex/jira/{emu.cloud_id}/rest/api/3/myself"
     status, _, body = await call("GET", gateway, basic(emu))
     assert status == 401 and body == {"code": 401, "message": "Unauthorized"}
-    status, _, body = await call("GET", gateway, {"Authorization": f"Bearer {TOKEN}"})
+    status, headers, body = await call("GET", gateway, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200 and body["self"].startswith(f"{emu.origin}/ex/jira/")
+    assert headers["Beta-RateLimit-Policy"] == '"tenant-app-quota";q=65000;w=3600'
+    emu.options.quota_headers = "ietf"
+    _, headers, _ = await call("GET", gateway, {"Authorization": f"Bearer {TOKEN}"})
+    assert headers["RateLimit"].startswith('"tenant-app-quota";r=64996;') and "Beta-RateLimit" not in headers
     emu.options.site_accepts_bearer = False
     status, _, body = await call("GET", emu.base_url + "/myself", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 401 and body["errorMessages"] == ["Client must be authenticated to access this resource."]
