@@ -70,8 +70,9 @@ class GitLabOptions(BaseModel):
     projects_per_user: int = Field(3, ge=1, le=100)
     issues_per_project: int = Field(42, ge=0, le=100_000)
     issue_interval: int = Field(3600, ge=1, le=86400)
-    keyset_issues: bool = True               # keyset pagination on issue lists [unverified: reference lists
-                                             # projects, groups, users as the keyset endpoints]
+    # keyset pagination on project issue lists: added by gitlab-org/gitlab MR 199887 (2025; orders id, title,
+    # created_at, updated_at...); older instances answer offset pages, which False reproduces
+    keyset_issues: bool = True
 
 
 def iso(epoch: float) -> str:

@@ -131,3 +131,11 @@ async def test_a_stale_base_is_seen_by_the_conflict_check_before_the_push(gitlab
     assert current.data["title"] == "their edit"
     pushed = await s.push(local)                     # latest_wins/keep_local: ours goes up after the check
     assert pushed.data["title"] == "our edit" and pushed.modified > current.modified
+
+
+async def test_an_instance_without_keyset_issues_is_walked_by_its_offset_links(gitlab):
+    emu, s = gitlab
+    emu.options.keyset_issues = False
+    store: dict[str, dict] = {}
+    cursor, pages = await drain(s, s.start_cursor(None, full=True, pass_token="p1"), store)
+    assert len(store) == 42 and pages == 5 and cursor["next"] is None
