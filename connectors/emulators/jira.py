@@ -194,6 +194,7 @@ class JiraEmulator(Emulator):
         self.issues: dict[int, Issue] = {}
         self._points: dict[float, int] = {}
         self._costs: dict[int, int] = {}
+        self._deliveries = 0
         super().__init__(*args, **kwargs)
         h = digest_int("jira-site", self.seed)
         hexed = f"{h:016x}{digest_int('jira-cloud', self.seed):016x}"
@@ -255,7 +256,10 @@ class JiraEmulator(Emulator):
                                      "fields": {"summary": issue.summary, "updated": jira_time(issue.updated)}},
                            "user": issue.reporter.brief()}).encode()
         signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return {"Content-Type": "application/json", "X-Hub-Signature": f"sha256={signature}"}, body
+        self._deliveries += 1
+        delivery = f"{digest_int('jira-delivery', self.seed, self._deliveries) % 10**12}"
+        return {"Content-Type": "application/json", "X-Hub-Signature": f"sha256={signature}",
+                "X-Atlassian-Webhook-Identifier": delivery}, body
 
     def delete_issue(self, key: str) -> None:
         """Someone with the permission deletes an issue: it leaves every search and answers 404."""

@@ -1,9 +1,11 @@
 """Jira Cloud admin-webhook check (reference: apis-storage-dev.md §6 "Webhooks", marked unverified there).
 
-A webhook registered with a secret is sent with ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``
-(WebSub style: the header has no ``-256`` suffix). Comparison is constant-time. The delivery id is
-``X-Atlassian-Webhook-Identifier`` when sent [unverified], else a hash of the body: the body's ``webhookEvent``
-plus ``timestamp`` is not unique (two edits in one millisecond). Jira signs no timestamp, so ``now`` is unused.
+A webhook an admin registers with a secret is sent with ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw
+body)>`` (WebSub style: no ``-256`` suffix); Atlassian's "secure admin webhooks" section and the webhook helpers of
+jira.js, trigger.dev and n8n agree. Webhooks registered by OAuth/Connect apps are not signed this way. Comparison
+is constant-time. The delivery id is ``X-Atlassian-Webhook-Identifier`` (named in jira.js's webhook header types),
+else a hash of the body: the body's ``webhookEvent`` plus ``timestamp`` is not unique (two edits in one
+millisecond). Jira signs no timestamp, so ``now`` is unused.
 
 >>> sig = signature(b"k", b"{}")
 >>> VERIFIER.verify({"X-Hub-Signature": sig}, b"{}", b"k", 0.0).startswith("sha256:")
