@@ -12,6 +12,11 @@ remaining (reset at the next UTC midnight) when it is the smaller, else the burs
 interval ahead (HubSpot's window rolls, so one interval from the last answer is the safe bound). The gate
 counts that allowance down per call, so it stops before HubSpot refuses.
 
+The CRM search endpoint is limited on its own (``SEARCH_PER_SECOND`` per token, published) and its answers
+carry no rate-limit headers, so search calls are their own route for the gate (``rate_scope``): the connector
+counts its search answers in a sliding second and announces what is left of the published limit, and a search
+429 (policy SECONDLY) holds back searches only, not the app's other calls.
+
 Classification (``{"status":"error","message","category",...}`` bodies)::
 
     401 INVALID_AUTHENTICATION / EXPIRED_AUTHENTICATION      AUTH_FAILED
@@ -25,6 +30,7 @@ Classification (``{"status":"error","message","category",...}`` bodies)::
 from __future__ import annotations
 
 import datetime
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +42,8 @@ from domain.errors import IntegrationError, IntegrationFailure
 
 BURST_INTERVAL = 10.0          # seconds, when the answer does not say
 SEARCH_WAIT = 1.0              # the search endpoint's own limit is per second
+SEARCH_PER_SECOND = 4          # the published search limit per token (newer docs may say 5: the lower is kept)
+SEARCH_ROUTE = "crm-search"
 
 SCOPES = {"contacts_read": "crm.objects.contacts.read", "contacts_write": "crm.objects.contacts.write",
           "oauth": "oauth"}
@@ -88,6 +96,24 @@ class HubSpotConnector(Connector):
 
     descriptor = SERVICES["hubspot"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._searches: deque[float] = deque()      # times of search answers within the last second
+
+    def rate_scope(self, request: ApiRequest) -> str | None:
+        return SEARCH_ROUTE if request.method == "POST" and request.path.endswith("/search") else None
+
+    def _search_signal(self, now: float) -> RateSignal:
+        """What is left of the published search limit, from this connector's own answers in the last second.
+
+        Counted at answer time (after the send), so a call ages out no earlier than it would at HubSpot.
+        """
+        self._searches.append(now)
+        while self._searches and self._searches[0] <= now - 1.0:
+            self._searches.popleft()
+        return RateSignal(limit=SEARCH_PER_SECOND, remaining=max(0, SEARCH_PER_SECOND - len(self._searches)),
+                          reset_at=self._searches[0] + 1.0, resource=SEARCH_ROUTE, scope=SEARCH_ROUTE)
+
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential.bearer}"}
 
@@ -97,9 +123,15 @@ class HubSpotConnector(Connector):
 
     def rate_signal(self, status: int, headers: Mapping[str, str], body: Any) -> RateSignal:
         now = self.clock.time()
+        searched = isinstance(body, dict) and isinstance(body.get("total"), int) and "results" in body
         if status == 429:
             failure = self._rate_limited(headers, body)
+            if hs_error(body)[2] == "SECONDLY":
+                return RateSignal(remaining=0, retry_after=failure.retry_after, resource=SEARCH_ROUTE,
+                                  scope=SEARCH_ROUTE)
             return RateSignal(remaining=0, retry_after=failure.retry_after, resource="hubspot")
+        if searched and status == 200:
+            return self._search_signal(now)
         burst = parse_int(headers.get("x-hubspot-ratelimit-remaining"))
         daily = parse_int(headers.get("x-hubspot-ratelimit-daily-remaining"))
         if daily is not None and (burst is None or daily <= burst):

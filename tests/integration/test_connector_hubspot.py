@@ -198,3 +198,20 @@ async def test_disconnect_revokes_the_refresh_token_only(env):
     with pytest.raises(GrantInvalid):
         await client.refresh(tokens.refresh_token)
     assert (await connector(env, tokens.access_token, oauth=True).send_request(LIST)).status == 200
+
+
+async def test_the_search_limit_is_kept_by_the_gate_without_headers_and_holds_back_searches_only(env):
+    env.emu.options.search_per_second = 4
+    g = gate(env)
+    g.max_interactive_wait = 0.5
+    c = connector(env, gate=g)
+    search = ApiRequest("POST", "/crm/v3/objects/contacts/search", json={"limit": 5})
+    for _ in range(10):
+        assert (await c.send_request(search, interactive=False)).status == 200
+    assert all(e.status == 200 for e in env.emu.request_log) and env.sleeps == [1.0, 1.0]   # zero 429s
+    for _ in range(2):                                # two of this second's four are left
+        assert (await c.send_request(search)).status == 200
+    with pytest.raises(RateLimitExceededException):
+        await c.send_request(search)
+    assert (await c.send_request(LIST)).status == 200                 # other calls are not held back
+    assert all(e.status == 200 for e in env.emu.request_log)
