@@ -209,8 +209,9 @@ class GitLabEmulator(Emulator):
     def hook_delivery(self, project_id: int, iid: int, secret: str) -> tuple[dict[str, str], bytes]:
         """An "Issue Hook" delivery for the issue, as GitLab would POST it to a hook with ``secret``.
 
-        Headers: ``X-Gitlab-Event``, ``X-Gitlab-Token`` (the secret verbatim), ``X-Gitlab-Event-UUID`` (new per
-        event), ``X-Gitlab-Webhook-UUID`` (the hook's), ``X-Gitlab-Instance``, ``Idempotency-Key``.
+        Headers: ``X-Gitlab-Event``, ``X-Gitlab-Token`` (the secret verbatim), ``X-Gitlab-Event-UUID``,
+        ``Idempotency-Key`` (one per event, kept by retries), ``X-Gitlab-Webhook-UUID`` (one per request),
+        ``X-Gitlab-Instance``.
         """
         project = self.projects[project_id]
         issue = self._issue(project, iid)
@@ -220,11 +221,12 @@ class GitLabEmulator(Emulator):
                 "project": {"id": project.id, "path_with_namespace": project.path},
                 "object_attributes": {"id": issue.id, "iid": issue.iid, "title": issue.title, "state": issue.state,
                                       "updated_at": iso(issue.updated), "action": "update"}}
-        uuid = f"{event[:8]}-{event[8:12]}-{event[12:16]}-{event[16:20]}-{event[20:]}"
+        def uuid(text: str) -> str:
+            return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
+        request = f"{digest_int('request', self.seed, self._deliveries):032x}"
         headers = {"Content-Type": "application/json", "X-Gitlab-Event": "Issue Hook", "X-Gitlab-Token": secret,
-                   "X-Gitlab-Event-UUID": uuid, "Idempotency-Key": uuid,
-                   "X-Gitlab-Webhook-UUID": f"hook-{digest_int('hook', self.seed) % 10**8}",
-                   "X-Gitlab-Instance": self.origin}
+                   "X-Gitlab-Event-UUID": uuid(event), "Idempotency-Key": uuid(event[::-1]),
+                   "X-Gitlab-Webhook-UUID": uuid(request), "X-Gitlab-Instance": self.origin}
         return headers, json.dumps(body).encode()
 
     def delete_issue(self, project_id: int, iid: int) -> None:

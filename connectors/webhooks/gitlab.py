@@ -1,11 +1,18 @@
 """GitLab webhook check (reference: apis-storage-dev.md §5 "Webhooks").
 
 GitLab signs nothing: the hook's secret token travels verbatim in ``X-Gitlab-Token`` and is compared in
-constant time. The delivery id is ``X-Gitlab-Event-UUID`` (one per event, the same across GitLab's retries),
-else ``Idempotency-Key`` (17.4+), else a hash of the body; ``X-Gitlab-Webhook-UUID`` names the hook, not the
-delivery, so it is never used as the id.
+constant time.
 
->>> VERIFIER.verify({"X-Gitlab-Token": "s3cret", "X-Gitlab-Event-UUID": "e-1"}, b"{}", b"s3cret", 0.0)
+The delivery id must be the same when GitLab retries a delivery and differ between events:
+
+- ``Idempotency-Key`` (GitLab 17.4+, gitlab-org/gitlab MR 160952) is exactly that, and comes first;
+- ``X-Gitlab-Event-UUID`` exists on older versions, but recursive webhooks (a hook whose receiver calls GitLab
+  back) share it, so it is combined with a hash of the body;
+- ``X-Gitlab-Webhook-UUID`` is a fresh UUID per request (MR 125338; the reference calls it "per hook"): a retry
+  would get a new one, so it is never the id;
+- without any of them, a hash of the body.
+
+>>> VERIFIER.verify({"X-Gitlab-Token": "s3cret", "Idempotency-Key": "e-1"}, b"{}", b"s3cret", 0.0)
 'e-1'
 """
 
@@ -28,8 +35,12 @@ class GitLabVerifier:
             raise WebhookRejected("no X-Gitlab-Token header")
         if not hmac.compare_digest(token.encode(), secret):
             raise WebhookRejected("X-Gitlab-Token does not match the configured secret token")
-        delivery = header(headers, "X-Gitlab-Event-UUID") or header(headers, "Idempotency-Key")
-        return delivery.strip() if delivery and delivery.strip() else body_digest(body)
+        idempotency = (header(headers, "Idempotency-Key") or "").strip()
+        if idempotency:
+            return idempotency
+        event = (header(headers, "X-Gitlab-Event-UUID") or "").strip()
+        digest = body_digest(body)
+        return f"{event}:{digest[7:23]}" if event else digest
 
 
 VERIFIER = GitLabVerifier()

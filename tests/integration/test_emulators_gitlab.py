@@ -111,7 +111,7 @@ async def test_issue_hook_deliveries_pass_the_gitlab_verifier(emu):
     headers, body = emu.hook_delivery(project.id, 3, "hook-secret")
     again_headers, _ = emu.hook_delivery(project.id, 3, "hook-secret")
     delivery = VERIFIERS["gitlab"].verify(headers, body, b"hook-secret", 0.0)
-    assert delivery == headers["X-Gitlab-Event-UUID"] != again_headers["X-Gitlab-Event-UUID"]
+    assert delivery == headers["Idempotency-Key"] != again_headers["Idempotency-Key"]
     assert headers["X-Gitlab-Event"] == "Issue Hook" and b'"object_kind": "issue"' in body
     with pytest.raises(WebhookRejected):
         VERIFIERS["gitlab"].verify(headers, body, b"another-secret", 0.0)

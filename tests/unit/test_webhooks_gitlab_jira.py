@@ -17,16 +17,20 @@ def test_both_are_registered():
     assert {"gitlab", "jira"} <= set(VERIFIERS)
 
 
-def test_gitlab_accepts_its_token_and_names_the_event_uuid():
-    headers = {"x-gitlab-token": "hook-secret", "X-Gitlab-Event-UUID": "5c0c4f7e-ev", "X-Gitlab-Event": "Issue Hook",
-               "X-Gitlab-Webhook-UUID": "hook-uuid"}
-    assert VERIFIERS["gitlab"].verify(headers, BODY, b"hook-secret", 0.0) == "5c0c4f7e-ev"
+def test_gitlab_accepts_its_token_and_the_idempotency_key_is_the_delivery():
+    headers = {"x-gitlab-token": "hook-secret", "Idempotency-Key": "908a6d9e-retry-stable",
+               "X-Gitlab-Event-UUID": "5c0c4f7e-ev", "X-Gitlab-Event": "Issue Hook",
+               "X-Gitlab-Webhook-UUID": "fresh-per-request"}
+    assert VERIFIERS["gitlab"].verify(headers, BODY, b"hook-secret", 0.0) == "908a6d9e-retry-stable"
 
 
-def test_gitlab_falls_back_to_idempotency_key_then_body_hash():
+def test_gitlab_before_17_4_uses_the_event_uuid_with_the_body_then_the_body_alone():
     v = VERIFIERS["gitlab"]
-    assert v.verify({"X-Gitlab-Token": "s", "Idempotency-Key": "idem-1"}, BODY, b"s", 0.0) == "idem-1"
-    assert v.verify({"X-Gitlab-Token": "s"}, BODY, b"s", 0.0) == "sha256:" + hashlib.sha256(BODY).hexdigest()
+    digest = hashlib.sha256(BODY).hexdigest()
+    assert v.verify({"X-Gitlab-Token": "s", "X-Gitlab-Event-UUID": "ev-1"}, BODY, b"s", 0.0) == f"ev-1:{digest[:16]}"
+    other = v.verify({"X-Gitlab-Token": "s", "X-Gitlab-Event-UUID": "ev-1"}, BODY + b" ", b"s", 0.0)
+    assert other != f"ev-1:{digest[:16]}"           # a recursive hook's other payload is another delivery
+    assert v.verify({"X-Gitlab-Token": "s", "X-Gitlab-Webhook-UUID": "random"}, BODY, b"s", 0.0) == "sha256:" + digest
 
 
 @pytest.mark.parametrize("headers, reason", [
