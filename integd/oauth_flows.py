@@ -196,6 +196,7 @@ class FlowManager:
             raise FlowFinished(f"OAuth flow {flow.id} is already {flow.state}")
 
     async def _complete_with(self, flow: Flow, pasted: str) -> None:
+        self._check_open(flow)            # the loopback listener comes here directly
         try:
             code = protocol.code_from_redirect(pasted, flow.oauth_state, flow.redirect_uri)
         except RedirectMismatch as exc:
