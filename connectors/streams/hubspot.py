@@ -9,19 +9,22 @@ Delta: the CRM search API on ``lastmodifieddate``::
     {"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": <anchor ms>}]}],
      "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], "limit": N, "after": <offset>}
 
-One search pages through at most 10,000 results (``SEARCH_CAP``; past it HubSpot answers 400). Before the next
-page would cross the cap, or when a page past it is refused, the window is re-anchored: a new search from
-``GTE`` the newest ``lastmodifieddate`` seen, offset 0. ``GTE`` brings the boundary records again and the store's
-content hash drops them. Should a whole capped window share one millisecond, re-anchoring cannot advance and the
-stream raises :class:`CursorExpired` (the runner falls back to the list API's full pass). Each delta starts
+One search pages through at most 10,000 results (``SEARCH_CAP``; past it HubSpot answers 400), so the walk is
+keyset, not offset: every next page is a new search anchored ``GTE`` the last ``lastmodifieddate`` of the page
+before, offset 0 (re-anchoring the window at each page). The cap is then never reached, and a contact edited
+during the walk (it jumps to the end of the order) cannot shift an unseen one past a page boundary. ``GTE``
+brings the boundary records again and the store's content hash drops them. Only when a whole page shares the
+anchor's millisecond does the walk page by offset within it; should more than a capped window share one
+millisecond (or HubSpot refuse a page past a lower cap there), the stream raises :class:`CursorExpired` and the
+runner falls back to the list API's full pass. Each delta starts
 ``SEARCH_LAG_MS`` before the last high-water mark, because search results are eventually consistent [unverified]
 and a contact indexed late must not be skipped.
 
 Deletions: after the search, the archived contacts (``?archived=true``) archived since the previous pass began
 become tombstones.
 
-Cursor: ``{"since": ms, "archived_since": ms}`` between passes; within one ``phase`` ("list", "search",
-"archived"), ``after``, ``anchor``, ``max`` and ``started`` (server time, ms, from the ``Date`` header).
+Cursor: ``{"since": ms, "archived_since": ms}`` between passes; within a pass (``phase`` "search" or
+"archived", or ``full``), ``after``, ``anchor``, ``max`` and ``started`` (server time, ms, from ``Date``).
 
 Push: create ``POST`` (201; a duplicate email is 409 -> :class:`PushRefused`); update ``PATCH`` after a conflict
 check: the contact's current ``updatedAt`` must not be newer than the change's base, or than the version ``fetch``
@@ -136,23 +139,29 @@ class HubSpotContacts(Stream):
         newest = cursor.get("max") or int(cursor["since"])
         base = {"since": cursor["since"], "archived_since": cursor.get("archived_since", started),
                 "started": started}
-        if resp.status == 400 and offset > 0:       # the cap, found the hard way: re-anchor at the newest seen
-            return Page([], {**base, **self._reanchor(anchor, newest), "max": newest}, done=False)
+        if resp.status == 400 and offset > 0:       # a cap lower than believed, met inside one millisecond
+            raise self._stuck()
         self._check(resp, "search contacts", StreamError)
         records = [self.record(r) for r in self._results(resp)]
-        newest = max([newest] + [int(r.modified * 1000) for r in records])
+        newest = max([newest] + [self._stamp(r) for r in records])
         after = self._after(resp)
         if after is None:
             return Page(records, {**base, "phase": "archived", "max": newest}, done=False)
+        last = self._stamp(records[-1]) if records else anchor
+        if last > anchor:           # keyset: the next page is a new search from this page's last timestamp
+            return Page(records, {**base, "anchor": last, "after": None, "max": newest}, done=False)
         if int(after) + limit > self.search_cap:
-            return Page(records, {**base, **self._reanchor(anchor, newest), "max": newest}, done=False)
+            raise self._stuck()
         return Page(records, {**base, "anchor": anchor, "after": after, "max": newest}, done=False)
 
-    def _reanchor(self, anchor: int, newest: int) -> dict[str, Any]:
-        if newest <= anchor:
-            raise CursorExpired(f"HubSpot search: more than {self.search_cap} contacts were modified at one "
-                                "millisecond; a search window cannot page past them, so a full resync is needed")
-        return {"anchor": newest, "after": None}
+    @staticmethod
+    def _stamp(record: RemoteRecord) -> int:
+        value = record.data.get("lastmodifieddate")
+        return parse_ms(value, "lastmodifieddate") if isinstance(value, str) else int(record.modified * 1000)
+
+    def _stuck(self) -> CursorExpired:
+        return CursorExpired(f"HubSpot search: more than {self.search_cap} contacts were modified at one "
+                             "millisecond; a search window cannot page past them, so a full resync is needed")
 
     async def _archived_page(self, cursor: dict[str, Any]) -> Page:
         params: dict[str, Any] = {"archived": "true", "limit": 100, "properties": "lastmodifieddate"}
