@@ -124,7 +124,10 @@ class HubSpotContacts(Stream):
         if after:
             keep = {k: cursor[k] for k in ("full", "pass") if k in cursor}
             return Page(records, {**keep, "after": after, "started": started, "max": newest}, done=False)
-        return Page(records, {"since": newest or started, "archived_since": started}, done=True)
+        # a contact edited during the walk may have been passed already: the next delta starts no later than
+        # the walk began
+        return Page(records, {"since": min(newest, started) if newest else started, "archived_since": started},
+                    done=True)
 
     async def _search_page(self, cursor: dict[str, Any]) -> Page:
         limit = max(1, min(200, self.page_size))
