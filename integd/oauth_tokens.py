@@ -65,6 +65,9 @@ def credential_from(tokens: TokenSet, previous: ApiCredential | None = None, *,
     """
     refresh = tokens.refresh_token or (previous.secrets.get("refresh_token") if previous else None)
     attrs = dict(previous.attributes) if previous else {}
+    # The response's non-secret details (Salesforce's instance_url and Pipedrive's api_domain are the API host
+    # the connector must call; Slack's team): a refresh that repeats them keeps them current.
+    attrs.update(tokens.extra)
     if now is not None:
         attrs["obtained_at"] = now
     attrs.pop("expires_at", None)
