@@ -31,8 +31,8 @@ async def sf(short_dir: Path) -> AsyncIterator[tuple[SalesforceEmulator, IntegdC
     await emu.start()
     secret = short_dir / "salesforce.secret"
     secret.write_text(SECRET + "\n")
+    # no base URL is configured: the API host is the token answer's instance_url, kept with the credential
     config = Config.model_validate({
-        "services": {"salesforce": {"base_url": emu.base_url}},
         "oauth": {"clients": {"salesforce": {"client_id": CLIENT_ID, "client_secret_file": str(secret),
                                              "auth_base_url": emu.origin}}}})
     daemon = Daemon(config, Paths(short_dir / "state", short_dir / "d.sock", None), retry=FAST_RETRY)
@@ -63,6 +63,7 @@ async def test_connect_sync_and_refresh_an_expired_session(sf):
     app_id = await connect(client)
     app = await client.call("apps.get", {"app_id": app_id})
     assert app["status"] == "connected" and app["credential"]["mode"] == "oauth2"
+    assert app["credential"]["instance_url"] == emu.origin          # the org's host, not login.salesforce.com
     job = await client.call("sync.create", {"app_id": app_id, "stream": "accounts", "resource": "default",
                                             "batch_size": 10})
     first = await run(client, job["id"])
