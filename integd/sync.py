@@ -104,14 +104,15 @@ class SyncService:
     async def start(self) -> None:
         resumed = 0
         for job in await self.records.jobs():
-            async with self.store.transaction() as tx:
+            if job.state is not SyncState.RUNNING:
+                self.scheduler.schedule(job)
+                continue
+            async with self.store.transaction() as tx:        # a run cut short by a crash: resume it now
                 fresh = await self.records.job_in(tx.conn, job.id)
                 if fresh.interrupted(now=self.clock.time()):
                     await self.records.save_job(tx, fresh)
-                    resumed += 1
-                    self.runner.start(job.id, reason="resume")
-                    continue
-            self.scheduler.schedule(fresh)
+            resumed += 1
+            self.runner.start(job.id, reason="resume")
         self.daemon.spawn(self.scheduler.run(self._stop), name="sync-scheduler")
         log.info("sync.ready", resumed=resumed)
 
