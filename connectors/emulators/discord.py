@@ -221,7 +221,8 @@ class DiscordEmulator(Emulator):
         response.headers["X-RateLimit-Reset-After"] = f"{after:.3f}"
         response.headers["X-RateLimit-Bucket"] = bucket
 
-    def _too_many(self, call: Call, state: WindowState | None, *, scope: str, wait: float | None = None) -> web.Response:
+    def _too_many(self, call: Call, state: WindowState | None, *, scope: str,
+                  wait: float | None = None) -> web.Response:
         retry = wait if wait is not None else max(0.001, (state.window_end - state.now) if state else 1.0)
         headers = {"Retry-After": str(math.ceil(retry)), "X-RateLimit-Scope": scope}
         if scope == "global":

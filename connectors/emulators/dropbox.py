@@ -402,8 +402,9 @@ class DropboxEmulator(Emulator):
     def auth_failure(self, call: Call, status: TokenStatus) -> web.StreamResponse:
         route = call.path.lstrip("/")
         if status is TokenStatus.MISSING:
-            return web.Response(status=400, content_type="text/plain", text=f'Error in call to API function '
-                                f'"{route}": Must provide HTTP header "Authorization" or URL parameter "authorization".')
+            return web.Response(status=400, content_type="text/plain",
+                                text=f'Error in call to API function "{route}": Must provide HTTP header '
+                                     '"Authorization" or URL parameter "authorization".')
         tag = "expired_access_token" if status is TokenStatus.EXPIRED else "invalid_access_token"
         return json_response({"error_summary": f"{tag}/..", "error": {".tag": tag}}, 401)
 

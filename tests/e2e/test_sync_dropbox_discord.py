@@ -30,10 +30,10 @@ async def env(short_dir) -> AsyncIterator[tuple[Daemon, IntegdClient, Any, Any]]
     await dropbox.start()
     await discord.start()
     (short_dir / "dropbox.secret").write_text(SECRET + "\n")
-    cfg = Config.model_validate({
-        "services": {"dropbox": {"base_url": dropbox.base_url}},
-        "oauth": {"clients": {"dropbox": {"client_id": CLIENT_ID, "client_secret_file": str(short_dir / "dropbox.secret"),
-                                          "auth_base_url": dropbox.origin}}}})
+    oauth_client = {"client_id": CLIENT_ID, "client_secret_file": str(short_dir / "dropbox.secret"),
+                    "auth_base_url": dropbox.origin}
+    cfg = Config.model_validate({"services": {"dropbox": {"base_url": dropbox.base_url}},
+                                 "oauth": {"clients": {"dropbox": oauth_client}}})
     daemon = Daemon(cfg, Paths(short_dir / "state", short_dir / "d.sock", None), retry=FAST_RETRY)
     await daemon.start()
     try:
