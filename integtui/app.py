@@ -35,7 +35,7 @@ from integtui.actions import Actions
 from integtui.link import Link, SessionFactory, open_session
 from integtui.screens.help import HelpScreen
 from integtui.screens.main import MainScreen
-from integtui.state import DashboardState
+from integtui.state import SYNC_EVENTS, DashboardState
 
 REFRESH_BATCH = 50
 
@@ -73,6 +73,7 @@ class IntegApp(App[None]):
         self.banner: str | None = None
         self.flush_interval = flush_interval
         self._to_refresh: set[str] = set()
+        self._jobs_to_refresh: set[str] = set()  # apps whose sync jobs changed (sync.list again)
         self._refreshing = False
 
     # ---- life ---------------------------------------------------------------------------------------------
@@ -107,12 +108,15 @@ class IntegApp(App[None]):
     # ---- what the link says -------------------------------------------------------------------------------
     def on_link_up(self, message: Link.Up) -> None:
         self.state.load(message.apps)
+        if message.jobs is not None:
+            self.state.set_jobs(message.jobs)
         if message.backlog is not None:
             self.state.load_log(message.backlog)
         self.daemon_status = message.status
         self.status_fetched_at = self.clock()
         self.banner = None
         self._to_refresh.clear()  # the snapshot is fresher than any refresh we still owed
+        self._jobs_to_refresh.clear()
         self.flush()
 
     def on_link_down(self, message: Link.Down) -> None:
@@ -125,6 +129,8 @@ class IntegApp(App[None]):
             self.state.log_event(event)
         elif self.state.apply_event(event) and event.get("app_id"):
             self._to_refresh.add(event["app_id"])
+        elif event.get("type") in SYNC_EVENTS and event.get("app_id") in self.state.apps:
+            self._jobs_to_refresh.add(event["app_id"])
         self._tell_screens("on_daemon_event", event)
 
     def on_link_checked(self, message: Link.Checked) -> None:
@@ -133,6 +139,8 @@ class IntegApp(App[None]):
         self._tell_screens("on_app_checked", message.app, message.result)
 
     def on_link_sync_progress(self, message: Link.SyncProgress) -> None:
+        if self.state.apply_sync_progress(message.progress):
+            self._jobs_to_refresh.add(message.progress["app_id"])  # the run ended: its next run, its state
         self._tell_screens("on_sync_progress", message.progress)
 
     def _tell_screens(self, hook: str, *args: Any) -> None:
@@ -152,12 +160,13 @@ class IntegApp(App[None]):
         for screen in self.screen_stack:
             if hasattr(screen, "flush"):
                 screen.flush()
-        if self._to_refresh and not self._refreshing and self.link.connected:
+        if (self._to_refresh or self._jobs_to_refresh) and not self._refreshing and self.link.connected:
             batch = [self._to_refresh.pop() for _ in range(min(REFRESH_BATCH, len(self._to_refresh)))]
+            jobs = [self._jobs_to_refresh.pop() for _ in range(min(REFRESH_BATCH, len(self._jobs_to_refresh)))]
             self._refreshing = True
-            self.run_worker(self._refresh(batch), name="Refresh", group="refresh", exit_on_error=False)
+            self.run_worker(self._refresh(batch, jobs), name="Refresh", group="refresh", exit_on_error=False)
 
-    async def _refresh(self, app_ids: list[str]) -> None:
+    async def _refresh(self, app_ids: list[str], job_app_ids: list[str]) -> None:
         try:
             for app_id in app_ids:
                 try:
@@ -166,6 +175,12 @@ class IntegApp(App[None]):
                     if exc.code != api.NOT_FOUND:
                         raise
                     self.state.remove(app_id)  # gone, or no longer shared with us
+            for app_id in job_app_ids:
+                try:
+                    self.state.set_jobs(await self.call("sync.list", {"app_id": app_id}), app_id)
+                except RpcCallError as exc:
+                    if exc.code != api.NOT_FOUND:
+                        raise  # not found: the app went away meanwhile, and its row with it
         finally:
             self._refreshing = False
 

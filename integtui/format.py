@@ -25,7 +25,7 @@ STATUS_ORDER = ("error", "unauthorized", "rate_limited", "pending", "connected",
 EVENT_STYLE = {
     "app.connected": "green", "app.disconnected": "dim", "app.status_changed": "cyan",
     "integration.failed": "red", "rate_limit.exceeded": "yellow", "data.synced": "blue",
-    "app.configured": "", "app.shared": "", "oauth.flow": "cyan",
+    "app.configured": "", "app.shared": "", "oauth.flow": "cyan", "sync.job_changed": "blue",
 }
 
 
@@ -164,6 +164,23 @@ def window_text(window: dict[str, Any] | None, width: int) -> Text:
     return Text(window_plain(window, width), style=style)
 
 
+def sync_cell(sync: dict[str, Any] | None, now: float) -> str:
+    """An app's sync jobs in one cell: running (with the pages so far), failed, or when the next run is due.
+
+    Example:
+        >>> [sync_cell(s, 100.0) for s in (None, {"running": True, "pages": 3}, {"failed": True}, {"next": 160.0},
+        ...                                {"next": None})]
+        ['-', '▶p3', '✖', '1m', 'manual']
+    """
+    if not sync:
+        return "-"
+    if sync.get("running"):
+        return f"▶p{sync['pages']}" if sync.get("pages") else "▶"
+    if sync.get("failed"):
+        return "✖"
+    return until(sync["next"], now) if sync.get("next") is not None else "manual"  # runs on demand only
+
+
 def clip(text: str, width: int) -> str:
     """Cut ``text`` to ``width`` cells with an ellipsis.
 
@@ -206,6 +223,8 @@ def event_summary(event: dict[str, Any]) -> str:
     if kind == "oauth.flow":
         error = f": {p['error']}" if p.get("error") else ""
         return f"{p.get('service', '?')} sign-in ({p.get('flow', '?')}) {p.get('state', '?')}{error}"
+    if kind == "sync.job_changed":
+        return f"{p.get('stream', '?')} job {p.get('change', '?')} ({p.get('state', '?')})"
     if kind == "app.disconnected":
         return f"disconnected: {p['reason']}" if p.get("reason") else "disconnected"
     return ", ".join(f"{k}={v}" for k, v in sorted(p.items()))[:120]

@@ -34,6 +34,7 @@ from integd.client import DaemonUnavailable, IntegdSession, ProtocolError, RpcCa
 
 BACKLOG = 200
 REPLAY_KEEP = 500
+METHOD_NOT_FOUND = -32601  # JSON-RPC 2.0's own code: the daemon predates the method
 
 
 class SessionLike(Protocol):
@@ -50,6 +51,16 @@ async def open_session(socket_path: str) -> SessionLike:
     return await IntegdSession.connect(socket_path, timeout=10.0)
 
 
+async def sync_jobs(session: SessionLike, app_id: str | None = None) -> list[dict[str, Any]] | None:
+    """The sync jobs the caller may see (of one app when given); None when the daemon has no sync."""
+    try:
+        return await session.call("sync.list", {"app_id": app_id} if app_id else {})
+    except RpcCallError as exc:
+        if exc.code == METHOD_NOT_FOUND:
+            return None
+        raise
+
+
 class Link:
     """Keeps a session with the daemon open and turns what it says into messages for ``post``.
 
@@ -64,9 +75,10 @@ class Link:
         """The link is (re)established and the view should be replaced by this snapshot."""
 
         def __init__(self, apps: list[dict[str, Any]], status: dict[str, Any], backlog: list[dict[str, Any]] | None,
-                     last_seq: int) -> None:
+                     last_seq: int, jobs: list[dict[str, Any]] | None = None) -> None:
             super().__init__()
             self.apps, self.status, self.backlog, self.last_seq = apps, status, backlog, last_seq
+            self.jobs = jobs  # every visible sync job; None from a daemon without sync
 
     class Down(Message):
         """The daemon went away; the link retries in ``retry_in`` seconds."""
@@ -184,10 +196,11 @@ class Link:
         try:
             replay_upto, backlog = await self._subscribe(session, buffered)
             apps = await session.call("apps.list")
+            jobs = await sync_jobs(session)
             status = await session.call("daemon.status")
             self.connected = True
             self.last_seq = max(self.last_seq, replay_upto)
-            self._post(self.Up(apps, status, backlog, replay_upto))
+            self._post(self.Up(apps, status, backlog, replay_upto, jobs))
             syncing = False
             replayed = [e for e in buffered if int(e.get("seq", 0)) <= replay_upto]
             for event in replayed[-REPLAY_KEEP:] + [e for e in buffered if int(e.get("seq", 0)) > replay_upto]:

@@ -9,6 +9,7 @@ Events and what they do to a row::
     app.status_changed      patch status and reason at once, then refresh the row from the daemon
     app.disconnected        remove the row
     oauth.flow              the log only (its app_id is a flow id, not an app)
+    data.synced, sync.job_changed   the app's sync jobs are re-read (sync.list) for the Sync column
     anything else           refresh the row from the daemon (apps.get), the event goes to the log
 """
 
@@ -24,6 +25,7 @@ from rich.text import Text
 from integtui import format as fmt
 
 LOG_SIZE = 500
+SYNC_EVENTS = frozenset({"data.synced", "sync.job_changed"})  # they change an app's jobs, not its row
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,36 @@ def _num(value: Any, missing: float = float("inf")) -> float:
     return float(value) if isinstance(value, (int, float)) else missing
 
 
+def _sync_order(app: dict[str, Any], _now: float) -> tuple[int, float]:
+    """Running first, then failed, then by the next run; apps without sync jobs last."""
+    sync = app.get("sync")
+    if not sync:
+        return (3, 0.0)
+    if sync.get("running"):
+        return (0, 0.0)
+    return (1, 0.0) if sync.get("failed") else (2, _num(sync.get("next")))
+
+
+def sync_summary(jobs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the Sync column says about an app's jobs (``sync.list`` items); None without any.
+
+    Example:
+        >>> sync_summary([{"state": "idle", "next_run_at": 50.0}, {"state": "failed", "next_run_at": 20.0}])
+        {'running': False, 'failed': True, 'next': 20.0, 'pages': None}
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return None
+    due = [j["next_run_at"] for j in jobs if j.get("next_run_at") is not None]
+    running = [j for j in jobs if j.get("state") == "running"]
+    return {"running": bool(running), "failed": any(j.get("state") in ("failed", "stalled") for j in jobs),
+            "next": min(due) if due else None,
+            "pages": ((running[0].get("progress") or {}).get("pages") if running else None)}
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("name", "Name", 15, False, lambda a, _n: a.get("name", ""), lambda a, _n: a.get("name", "").lower(),
-           wide_width=28),
+           wide_width=22),
     Column("service", "Service", 8, False, lambda a, _n: a.get("service", ""), lambda a, _n: a.get("service", ""),
            wide_width=10),
     Column("category", "Category", 10, True, lambda a, _n: a.get("category", ""),
@@ -62,8 +91,9 @@ COLUMNS: tuple[Column, ...] = (
            lambda a, _n: fmt.window_text(a.get("tightest_window"), 4)),
     Column("next", "Next", 4, False, lambda a, n: fmt.until(a.get("next_check_at"), n),
            lambda a, _n: _num(a.get("next_check_at"))),
+    Column("sync", "Sync", 6, True, lambda a, n: fmt.sync_cell(a.get("sync"), n), _sync_order),
 )
-CLOCK_COLUMNS = ("checked", "next")
+CLOCK_COLUMNS = ("checked", "next", "sync")
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 
 
@@ -147,6 +177,32 @@ class DashboardState:
             self.structure_dirty = True
             self._dirty.discard(app_id)
 
+    def set_jobs(self, jobs: Iterable[dict[str, Any]], app_id: str | None = None) -> None:
+        """Put ``sync.list`` results into the rows' Sync column (only ``app_id``'s when given, else every app's)."""
+        by_app: dict[str, list[dict[str, Any]]] = {}
+        for job in jobs:
+            by_app.setdefault(job.get("app_id", ""), []).append(job)
+        for target in [app_id] if app_id is not None else list(self.apps):
+            app = self.apps.get(target)
+            summary = sync_summary(by_app.get(target, ()))
+            if app is not None and app.get("sync") != summary:
+                before = dict(app)
+                app["sync"] = summary
+                self._changed(target, before)
+
+    def apply_sync_progress(self, progress: dict[str, Any]) -> bool:
+        """A ``sync.progress`` notification: the row shows the run; True when it ended (re-read the jobs)."""
+        app = self.apps.get(progress.get("app_id", ""))
+        if app is None:
+            return False
+        before = dict(app)
+        sync = dict(app.get("sync") or {"failed": False, "next": None})
+        done = bool(progress.get("done"))
+        sync.update(running=not done, pages=None if done else progress.get("pages"))
+        app["sync"] = sync
+        self._changed(app["id"], before)
+        return done
+
     def log_event(self, event: dict[str, Any]) -> None:
         """Put an event in the log (newest first) without touching any row."""
         self.log.appendleft(event)
@@ -171,6 +227,8 @@ class DashboardState:
             return False
         if kind == "oauth.flow":
             return False  # its app_id is the flow's id; the new app arrives with its own app.connected
+        if kind in SYNC_EVENTS:
+            return False  # the row's sync jobs are re-read instead (see IntegApp)
         known = self.apps.get(app_id)
         if kind == "app.status_changed" and known is not None and payload.get("new_status"):
             before = dict(known)

@@ -29,19 +29,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from integd.client import DaemonUnavailable, RpcCallError
+from integtui.screens.signin import FLOW_ENDED, FLOW_FINISHED, WAYS, flow_prompt, ways_for
 
 Call = Callable[..., Coroutine[Any, Any, Any]]
-# the choices of how to sign in: value -> what the picker says
-WAYS: dict[str, str] = {
-    "api_key": "API key or token",
-    "paste": "OAuth: open a URL anywhere, paste back where it lands",
-    "device": "OAuth: enter a code on the provider's site",
-    "loopback": "OAuth: a browser on the daemon's machine",
-}
-FLOW_ENDED = ("failed", "expired", "cancelled")
-FLOW_FINISHED = -32023  # oauth.cancel on a flow that already ended: nothing left to cancel
-
-
 def service_label(service: dict[str, Any]) -> str:
     """How a catalogue entry reads in the picker.
 
@@ -55,19 +45,6 @@ def service_label(service: dict[str, Any]) -> str:
     return label if service.get("implemented", True) else label + " (no connector yet)"
 
 
-def ways_for(service: dict[str, Any]) -> list[str]:
-    """The ways to sign in to this service, the API key first (paste first among OAuth's: it works over SSH).
-
-    Example:
-        >>> ways_for({"auth_modes": ["oauth2"]})
-        ['paste', 'device', 'loopback']
-        >>> ways_for({"auth_modes": ["api_key"]})
-        ['api_key']
-    """
-    modes = service.get("auth_modes", [])
-    return (["api_key"] if "api_key" in modes else []) + (["paste", "device", "loopback"] if "oauth2" in modes else [])
-
-
 def error_text(error: RpcCallError) -> str:
     """The daemon's refusal, naming the field it objected to when it said which."""
     data = error.data if isinstance(error.data, dict) else {}
@@ -78,24 +55,6 @@ def error_text(error: RpcCallError) -> str:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "params")
         return f"{where}: {first.get('msg', error.message)}" if where else error.message
     return error.message
-
-
-def flow_prompt(flow: dict[str, Any]) -> str:
-    """What the person must do next for a flow that ``oauth.begin`` started.
-
-    Example:
-        >>> flow_prompt({"flow": "device", "user_code": "WDJB-MJHT", "verification_uri": "https://x.test/device"})
-        'Enter the code WDJB-MJHT at https://x.test/device - this closes by itself once you approve.'
-    """
-    if flow.get("flow") == "device":
-        return (f"Enter the code {flow.get('user_code')} at "
-                f"{flow.get('verification_uri_complete') or flow.get('verification_uri')}"
-                " - this closes by itself once you approve.")
-    if flow.get("flow") == "paste":
-        return (f"Open {flow.get('authorization_url')} in any browser and approve; then paste below the whole URL "
-                "the browser lands on (it may fail to load: that is expected). ctrl+y copies the URL.")
-    return (f"Open {flow.get('authorization_url')} in a browser on the daemon's machine and approve - this "
-            "closes by itself once the provider redirects back. ctrl+y copies the URL.")
 
 
 class ConnectModal(ModalScreen[dict[str, Any] | None]):

@@ -15,7 +15,7 @@ from integtui import format as fmt
 KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓ PgUp PgDn", "move in the table"),
     ("enter", "open the app's detail"),
-    ("c", "connect an app"),
+    ("c", "connect an app: API key or OAuth (ctrl+y there copies the sign-in URL)"),
     ("r", "check now"),
     ("d", "disconnect (asks first)"),
     ("s / u", "share / unshare with a user"),
@@ -40,6 +40,7 @@ def help_table() -> Table:
     table.add_row("", "")
     for status in fmt.STATUS_ORDER:
         table.add_row(fmt.status_text(status), Text(f"status {status}"))
+    table.add_row("Sync ▶p3 / ✖", "a sync run on its 3rd page / a failed sync job (wide terminals)")
     return table
 
 

@@ -19,7 +19,7 @@ from integtui.widgets.status_line import StatusLine, status_line
 if TYPE_CHECKING:
     from integtui.app import IntegApp
 
-WIDE_AT = 110  # columns from which category and owner fit
+WIDE_AT = 120  # columns from which category, owner and sync fit (with the scrollbar)
 
 
 class MainScreen(Screen[None]):

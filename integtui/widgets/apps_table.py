@@ -34,6 +34,7 @@ from integtui.state import CLOCK_COLUMNS, Column, DashboardState, cell, columns_
 
 FlushListener = Callable[[set[str], float], None]
 PAD = 1  # blank cells either side of each column, as DataTable draws them
+LINE_CACHE = 2000  # rendered rows kept (a few screens' worth many times over; 10k would be ~10 MB)
 
 
 class AppsTable(ScrollView, can_focus=True):
@@ -226,15 +227,14 @@ class AppsTable(ScrollView, can_focus=True):
         if y == 0:  # the header's colour runs to the right edge, as DataTable's does
             header = self.get_component_rich_style("apps-table--header")
             return self._header_line().crop_extend(scroll_x, scroll_x + width, base + header)
-        else:
-            row = int(self.scroll_y) + y - 1
-            if row >= len(self.ids):
-                return Strip.blank(width, base)
-            line = self._row_line(self.ids[row])
-            if row == self.cursor_row:  # the cursor's colour runs to the right edge too
-                cursor = self.get_component_rich_style("apps-table--cursor")
-                return Strip(Segment.apply_style(line, post_style=cursor), line.cell_length).crop_extend(
-                    scroll_x, scroll_x + width, base + cursor)
+        row = int(self.scroll_y) + y - 1
+        if row >= len(self.ids):
+            return Strip.blank(width, base)
+        line = self._row_line(self.ids[row])
+        if row == self.cursor_row:  # the cursor's colour runs to the right edge too
+            cursor = self.get_component_rich_style("apps-table--cursor")
+            return Strip(Segment.apply_style(line, post_style=cursor), line.cell_length).crop_extend(
+                scroll_x, scroll_x + width, base + cursor)
         return line.crop_extend(scroll_x, scroll_x + width, None).apply_style(base)
 
     def _header_line(self) -> Strip:
@@ -250,6 +250,10 @@ class AppsTable(ScrollView, can_focus=True):
     def _row_line(self, app_id: str) -> Strip:
         line = self._lines.get(app_id)
         if line is None:
+            if len(self._lines) >= LINE_CACHE:  # scrolled through thousands of rows: keep what is in view
+                keep = set(self.rows_on_screen())
+                self._lines = {k: v for k, v in self._lines.items() if k in keep}
+                self._clocks = {k: v for k, v in self._clocks.items() if k in keep}
             app, now = self.state.apps.get(app_id, {}), self.clock()
             self._clocks[app_id] = self._clock_cells(app_id, now)
             text = Text()
@@ -298,7 +302,7 @@ class AppsTable(ScrollView, can_focus=True):
         if (app_id := self.selected_app_id) is not None:
             self.post_message(self.RowSelected(app_id))
 
-    def _on_click(self, event: events.Click) -> None:
+    def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return

@@ -25,7 +25,7 @@ TYPE_FILTERS: tuple[tuple[str, frozenset[str] | None], ...] = (
     ("status", frozenset({"app.status_changed"})),
     ("failures", frozenset({"integration.failed", "rate_limit.exceeded"})),
     ("lifecycle", frozenset({"app.connected", "app.disconnected", "app.configured", "app.shared", "oauth.flow"})),
-    ("sync", frozenset({"data.synced"})),
+    ("sync", frozenset({"data.synced", "sync.job_changed"})),
 )
 
 

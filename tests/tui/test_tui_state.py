@@ -10,13 +10,14 @@ import pytest
 from integtui import format as fmt
 from integtui import state as state_mod
 from integtui.link import Link
-from integtui.screens import configure, connect, detail
+from integtui.screens import configure, connect, detail, signin
 from integtui.state import DashboardState, columns_for
 from integtui.widgets import event_log, status_line, sync_jobs
 from tests.tui.fakes import NOW, FakeDaemon, fixed_app, fixed_job
 
 
-@pytest.mark.parametrize("module", [fmt, state_mod, event_log, status_line, configure, connect, detail, sync_jobs])
+@pytest.mark.parametrize("module", [fmt, state_mod, event_log, status_line, configure, connect, detail, signin,
+                                    sync_jobs])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
@@ -220,3 +221,24 @@ async def test_link_relays_checks_and_sync_progress_after_the_snapshot():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_sync_column_follows_jobs_and_progress():
+    s = DashboardState()
+    a, b = fixed_app(1), fixed_app(2)
+    s.load([a, b])
+    s.take_dirty()
+    s.set_jobs([fixed_job(a, 1)])
+    assert s.take_dirty() == {a["id"]}, "only the app whose jobs changed"
+    column = next(c for c in state_mod.COLUMNS if c.key == "sync")
+    assert column.plain(s.apps[a["id"]], NOW) == "50m" and column.plain(s.apps[b["id"]], NOW) == "-"
+    assert s.apply_sync_progress({"app_id": a["id"], "job_id": "j", "pages": 2, "done": False}) is False
+    assert column.plain(s.apps[a["id"]], NOW) == "▶p2"
+    assert s.apply_sync_progress({"app_id": a["id"], "job_id": "j", "pages": 3, "done": True}) is True
+    assert column.plain(s.apps[a["id"]], NOW) == "50m", "the run ended: back to the next run"
+    s.set_jobs([fixed_job(b, 2, state="failed")], b["id"])
+    assert column.plain(s.apps[b["id"]], NOW) == "✖" and s.apps[a["id"]]["sync"] is not None
+    s.set_sort("sync")
+    assert s.visible_ids(NOW) == [b["id"], a["id"]], "failed jobs before scheduled ones"
+    assert s.apply_sync_progress({"app_id": "int_gone", "pages": 1}) is False
+    assert not s.apply_event({"seq": 9, "type": "data.synced", "app_id": a["id"], "payload": {}})
