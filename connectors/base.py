@@ -516,18 +516,21 @@ class Connector(ABC):
             else:
                 await self.gate.acquire(interactive=interactive, max_wait=max_wait, scope=scope)
         started = time.monotonic()
+        answered = False
         try:
             raw = await self.transport.send(request.method, self.request_url(request),
                                             params=request.query_items() or None, json=request.json,
                                             headers=self._headers(request), timeout=self.timeout,
                                             data=request.data)
+            answered = True
         except IntegrationFailure as exc:
-            if self.gate is not None and scope is not None:
-                self.gate.observe(RateSignal(scope=scope))     # no answer: release the route's in-flight call
             failure = IntegrationFailure(exc.category, self.safe(f"{self.name}: {exc}"), status=exc.status,
                                          provider_code=exc.provider_code, retry_after=exc.retry_after)
             self._record(request, attempt, None, time.monotonic() - started, failure)
             raise failure from exc
+        finally:
+            if not answered and self.gate is not None and scope is not None:
+                self.gate.release(scope)     # failed or cancelled: the route's call is no longer in flight
         body = decode_body(raw)
         if self.gate is not None:
             signal = self.rate_signal(raw.status, raw.headers, body)

@@ -224,8 +224,8 @@ class RouteBuckets:
     the bucket's limit and the longest reset-after seen (its period) stand in for the next answer, so a burst
     of concurrent calls after a reset is admitted only up to the limit. Calls still in flight (admitted, not
     yet answered) are counted against every allowance: they may land in the provider's next window, or after
-    the answer that reported it. Every admitted call must be answered by ``observe`` (the connector reports a
-    transport failure with an empty signal), which releases it.
+    the answer that reported it. Every admitted call ends in ``observe`` (its answer) or ``release`` (no answer:
+    a transport failure or a cancellation), which takes it out of flight.
 
     >>> b = RouteBuckets(); b.observe("GET /channels/1/messages", "abc", 0, 10.0, None, now=0.0, limit=5)
     >>> b.wait("GET /channels/1/messages", now=1.0), b.wait("POST /channels/1/messages", now=1.0)
@@ -268,6 +268,12 @@ class RouteBuckets:
         if retry_after is not None:
             until = now + min(float(retry_after), MAX_PROVIDER_BLOCK)
             self._blocked[name] = max(until, self._blocked.get(name, 0.0))
+
+    def release(self, route: str) -> None:
+        """An admitted call of ``route`` ended without an answer."""
+        name = self._bucket(route)
+        if self._in_flight.get(name, 0) > 0:
+            self._in_flight[name] -= 1
 
     def wait(self, route: str, now: float) -> float:
         name = self._bucket(route)
@@ -447,6 +453,10 @@ class CallGate:
         return RateLimitExceededException(message, retry_after=wait, window=window)
 
     # ---- provider signals ---------------------------------------------------------------------------
+    def release(self, scope: str) -> None:
+        """A call admitted for route ``scope`` got no answer (failure, cancellation): it is out of flight."""
+        self._routes.release(scope)
+
     def observe(self, signal: Any) -> None:
         """Take in a RateSignal: Retry-After, or remaining == 0 until reset, closes the provider gate."""
         now = self._clock.time()

@@ -3,13 +3,19 @@ holds back everything; the learnt limit and period cover a fresh window; calls i
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
-from connectors.base import RateSignal
+from connectors.base import ApiRequest, RateSignal
+from connectors.discord import DiscordConnector
+from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore, RouteBuckets
 from domain.clock import FakeClock
 from domain.errors import RateLimitExceededException
-from domain.values import RateLimit
+from domain.model import ApiCredential
+from domain.values import ApiKey, RateLimit
 
 A, B, C = "GET /channels/1/messages", "GET /channels/2/messages", "POST /channels/1/messages"
 
@@ -77,6 +83,33 @@ def test_calls_in_flight_count_against_an_answer_and_are_released_by_theirs():
     assert buckets.wait(A, 0.0) == 0.0
     buckets.spend(A, 0.0)
     assert buckets.wait(A, 0.0) == pytest.approx(10.0)             # 5 admitted in the window: full
-    for _ in range(3):
-        buckets.observe(A, None, None, None, None, now=0.0)        # answered (or failed) without headers
-    assert buckets.wait(A, 0.0) == pytest.approx(10.0)
+    buckets.observe(A, None, None, None, None, now=0.0)            # answered without headers
+    buckets.release(A)                                              # failed or cancelled: no answer
+    buckets.release(A)
+    assert buckets._in_flight["b"] == 0 and buckets.wait(A, 0.0) == pytest.approx(10.0)
+
+
+class Hanging(HttpTransport):
+    """A provider that never answers; ``entered`` is set once a request is on its way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_cancelled_call_leaves_no_call_in_flight():
+    clock, transport = FakeClock(), Hanging()
+    g = gate(clock)
+    connector = DiscordConnector(ApiCredential.from_api_key(ApiKey("MTE4.token-for-a-hang-test-000001")),
+                                 app_id="int_x", base_url="http://127.0.0.1:9/api/v10", transport=transport, gate=g)
+    task = asyncio.create_task(connector.send_request(ApiRequest("GET", "/channels/1/messages")))
+    await transport.entered.wait()
+    assert g._routes._in_flight[A] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert g._routes._in_flight[A] == 0
