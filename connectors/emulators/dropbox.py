@@ -22,12 +22,15 @@ No rate numbers are published: the default window (1,000 per minute per token) i
 (``longpoll_refuses_auth``) and its ``backoff`` (``longpoll_backoff``).
 
 Data: each account (derived from the token or the OAuth grant's subject) gets a seeded tree of folders and text
-files; tests change it as another client would with ``put_file`` / ``delete_path`` (entering the change log).
+files; tests change it as another client would with ``put_file`` / ``delete_path`` (entering the change log), and
+``signed_notification`` builds the webhook POST Dropbox would send about it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import random
 from dataclasses import dataclass
@@ -161,6 +164,15 @@ class DropboxEmulator(Emulator):
 
     def delete_path(self, token: str, path: str) -> dict[str, Any] | None:
         return self.fs_for_token(token).delete(path)
+
+    def signed_notification(self, app_secret: bytes, tokens: list[str]) -> tuple[bytes, dict[str, str]]:
+        """The webhook POST Dropbox would send after changes in the accounts of ``tokens``: (body, headers)
+        signed with the app secret (``X-Dropbox-Signature``), for tests of a webhook receiver."""
+        accounts = [self.accounts[t] for t in tokens]
+        body = json.dumps({"list_folder": {"accounts": [a.account_id for a in accounts]},
+                           "delta": {"users": [a.uid for a in accounts]}}).encode()
+        signature = hmac.new(app_secret, body, hashlib.sha256).hexdigest()
+        return body, {"Content-Type": "application/json", "X-Dropbox-Signature": signature}
 
     # ---- routes ----------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:

@@ -13,6 +13,8 @@ import pytest
 
 from connectors.emulators import EMULATORS, ManualClock
 from connectors.emulators.oauth import s256
+from connectors.webhooks import VERIFIERS
+from connectors.webhooks.dropbox import changed_accounts
 
 TOKEN = "sl.u.emulator-test-token-000000000000001"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -120,3 +122,10 @@ async def test_the_longpoll_refuses_credentials_and_validates_its_timeout(api):
     emu.put_file(TOKEN, "/n.txt", b"n")
     status, _, body = await post(session, url, json={"cursor": latest["cursor"]})
     assert status == 200 and body == {"changes": True}
+
+
+async def test_a_signed_notification_passes_the_verifier_and_names_the_account(api):
+    emu, _ = api
+    body, headers = emu.signed_notification(b"app-secret", [TOKEN])
+    assert VERIFIERS["dropbox"].verify(headers, body, b"app-secret", 0.0).startswith("sha256:")
+    assert changed_accounts(body) == [emu.accounts[TOKEN].account_id]
