@@ -1,9 +1,11 @@
 """``integd demo``: the product, live, with no account anywhere.
 
-Starts the GitHub, Slack and SendGrid emulators in-process, a daemon on a throwaway state directory (or
-``--state-dir``), and connects a few apps on short check intervals so their statuses move while you watch:
-healthy ones, a flaky one (an emulator answering 5xx to a third of its calls) and one whose key the emulator
-revokes after a while (it turns unauthorized at its next check).
+Starts an emulator for each of the fifteen services in-process, a daemon on a throwaway state directory (or
+``--state-dir``), and connects one app per service on short check intervals so their statuses move while you
+watch. API-key services connect with a key; OAuth-only services (Gmail, Google Drive, Outlook, OneDrive, Teams,
+Dropbox, Salesforce) go through the real authorization-code + PKCE paste flow against their emulator's
+authorization server, exactly as a person would (the demo plays the browser). Two apps misbehave on purpose: a
+flaky GitHub mirror (a third of its answers are 5xx) and a Slack app whose key the emulator revokes after ~25 s.
 """
 
 from __future__ import annotations
@@ -20,20 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydantic import SecretStr
 
 from connectors.emulators import EMULATORS
 from integd import api
 from integd.bootstrap import Daemon
-from integd.config import Config, DaemonConfig, Paths
+from integd.client import IntegdClient
+from integd.config import Config, Paths
 from integd.usecases import Actor
+
+CLIENT_ID, CLIENT_SECRET = "integd-demo-client", "integd-demo-client-secret-0001"
+REDIRECT = "http://127.0.0.1/callback"
 
 
 @dataclass(frozen=True)
 class DemoApp:
     service: str
     name: str
-    token: str
+    token: str | None      # None: connect through OAuth
     emulator: str          # which emulator instance serves it
     check_interval: float
 
@@ -42,10 +49,26 @@ DEMO_APPS = (
     DemoApp("github", "GitHub (octo-org)", "ghp_demoHealthyToken0000000000000001", "github", 15),
     DemoApp("slack", "Slack (#ops)", "xoxb-demo-healthy-000000000001", "slack", 20),
     DemoApp("sendgrid", "SendGrid (transactional)", "SG.demoHealthyKey.000000000000000001", "sendgrid", 30),
+    DemoApp("discord", "Discord (community bot)", "demoDiscordBotToken.000000.0000000000000000001", "discord", 25),
+    DemoApp("gitlab", "GitLab (platform group)", "glpat-demoHealthyToken000001", "gitlab", 20),
+    DemoApp("jira", "Jira (PLAT project)", "ATATTdemoHealthyToken000000000001", "jira", 30),
+    DemoApp("hubspot", "HubSpot (marketing)", "pat-na1-demo0000-0000-0000-0000-000000000001", "hubspot", 30),
+    DemoApp("pipedrive", "Pipedrive (sales)", "demopipedrivetoken0000000000000000000001", "pipedrive", 30),
+    DemoApp("gmail", "Gmail (support inbox)", None, "gmail", 20),
+    DemoApp("google_drive", "Google Drive (shared)", None, "google_drive", 30),
+    DemoApp("outlook", "Outlook (ops mailbox)", None, "outlook", 25),
+    DemoApp("onedrive", "OneDrive (finance)", None, "onedrive", 30),
+    DemoApp("teams", "Teams (engineering)", None, "teams", 25),
+    DemoApp("dropbox", "Dropbox (design assets)", None, "dropbox", 30),
+    DemoApp("salesforce", "Salesforce (EMEA org)", None, "salesforce", 30),
     DemoApp("github", "GitHub (flaky mirror)", "ghp_demoFlakyToken00000000000000002", "github-flaky", 10),
     DemoApp("slack", "Slack (#legacy, revoked soon)", "xoxb-demo-revoked-000000000002", "slack", 10),
 )
 REVOKE_AFTER = 25.0
+
+
+def _service(key: str) -> str:
+    return key.removesuffix("-flaky")
 
 
 async def start_emulators(state_dir: Path) -> dict[str, Any]:
@@ -54,11 +77,13 @@ async def start_emulators(state_dir: Path) -> dict[str, Any]:
     ports: dict[str, int] = json.loads(ports_file.read_text()) if ports_file.exists() else {}
     emus: dict[str, Any] = {}
     try:
-        for key in ("github", "github-flaky", "slack", "sendgrid"):
-            service = key.split("-")[0]
-            tokens = [a.token for a in DEMO_APPS if a.emulator == key]
-            emu = EMULATORS[service](tokens=tokens, seed=7)
+        for key in dict.fromkeys(a.emulator for a in DEMO_APPS):
+            tokens = [a.token for a in DEMO_APPS if a.emulator == key and a.token]
+            emu = EMULATORS[_service(key)](tokens=tokens, seed=7)
             emu.faults.latency = 0.04
+            oauth = getattr(emu, "oauth", None)
+            if oauth is not None:
+                oauth.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT])
             try:
                 await emu.start(host="127.0.0.1", port=ports.get(key, 0))
             except OSError as e:
@@ -75,15 +100,61 @@ async def start_emulators(state_dir: Path) -> dict[str, Any]:
     return emus
 
 
+def demo_config(state_dir: Path, emus: dict[str, Any]) -> Config:
+    """Each service pointed at its emulator; OAuth clients registered with the emulators' servers."""
+    secret = state_dir / "demo-oauth-client.secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    os.chmod(secret, 0o600)
+    services = {_service(k): {"base_url": e.base_url} for k, e in emus.items() if not k.endswith("-flaky")}
+    clients = {a.service: {"client_id": CLIENT_ID, "client_secret_file": str(secret),
+                           "auth_base_url": emus[a.emulator].origin}
+               for a in DEMO_APPS if a.token is None}
+    return Config.model_validate({"daemon": {"watchdog": False}, "services": services,
+                                  "oauth": {"clients": clients}})
+
+
 async def connect_demo_apps(daemon: Daemon, emus: dict[str, Any], user: str) -> list[str]:
     actor = Actor(user=user, admin=False)
     ids = []
     for demo in DEMO_APPS:
-        params = api.ConnectParams(service=demo.service, api_key=SecretStr(demo.token), name=demo.name,
+        if demo.token is None:
+            ids.append(await _connect_oauth(daemon, demo))
+            continue
+        key = demo.token
+        if demo.service == "jira":      # a Jira Cloud API token goes with its account's email
+            key = f"{emus[demo.emulator].account_email(demo.token)}:{demo.token}"
+        params = api.ConnectParams(service=demo.service, api_key=SecretStr(key), name=demo.name,
                                    base_url=emus[demo.emulator].base_url, check_interval=demo.check_interval)
         app = await daemon.usecases.connect(actor, params)
         ids.append(str(app.id))
     return ids
+
+
+async def restore_demo_grants(daemon: Daemon, emus: dict[str, Any]) -> int:
+    """A rerun on a kept state directory: emulators remember nothing, so each OAuth app's stored access token is
+    handed back to its emulator (valid until it expires; then the app turns unauthorized, as it would for real)."""
+    restored = 0
+    for app in await daemon.store.find_all(active_only=True):
+        emu = emus.get(app.service)
+        full = await daemon.store.find_by_id(str(app.id), with_credentials=True)
+        token = full.credential.secrets.get("access_token") if full and full.credential else None
+        if emu is not None and token:
+            emu.add_token(token)
+            restored += 1
+    return restored
+
+
+async def _connect_oauth(daemon: Daemon, demo: DemoApp) -> str:
+    """The paste flow, over the socket like any client; the demo plays the person's browser."""
+    async with IntegdClient(str(daemon.paths.socket)) as client:
+        flow = await client.call("oauth.begin", {"service": demo.service, "flow": "paste", "name": demo.name})
+        async with aiohttp.ClientSession() as browser:
+            async with browser.get(flow["authorization_url"], allow_redirects=False) as resp:
+                redirect = resp.headers["Location"]
+        done = await client.call("oauth.complete", {"flow_id": flow["flow_id"], "redirect_url": redirect})
+        app_id = done["app_id"]
+        await client.call("apps.configure", {"app_id": app_id, "check_interval": demo.check_interval})
+    return app_id
 
 
 async def revoke_later(emus: dict[str, Any], delay: float = REVOKE_AFTER) -> None:
@@ -121,15 +192,17 @@ async def run_demo(state_dir: Path | None, *, headless: bool,
     if state_dir is None:
         tmp = tempfile.mkdtemp(prefix="integd-demo-")
         state_dir = Path(tmp)
-    config = Config(daemon=DaemonConfig(watchdog=False))
     paths = Paths(state_dir=state_dir, socket=state_dir / "integd.sock", config_file=None)
     emus = await start_emulators(state_dir)
+    config = demo_config(state_dir, emus)
     stop = stop or asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
 
     async def started(daemon: Daemon) -> None:
         if not await daemon.store.find_all():
             await connect_demo_apps(daemon, emus, getpass.getuser())
+        else:
+            await restore_demo_grants(daemon, emus)
         tasks.append(asyncio.create_task(revoke_later(emus)))
         print(banner(paths, headless), flush=True)
         if not headless:

@@ -22,7 +22,8 @@ async def test_demo_connects_its_apps_and_revocation_turns_one_unauthorized(shor
     code = await asyncio.wait_for(run_demo(short_dir / "demo", headless=True, on_ready=on_ready, stop=stop), 60)
     assert code == 0
     assert seen["names"] == sorted(a.name for a in DEMO_APPS)
-    assert seen["services"] == {"github", "slack", "sendgrid"}
+    from connectors.catalogue import SERVICES
+    assert seen["services"] == set(SERVICES), "one app per service, all fifteen"
     out = capsys.readouterr().out
     assert "integctl apps list" in out and str(short_dir / "demo" / "integd.sock") in out
 
@@ -36,8 +37,9 @@ async def test_demo_keeps_state_between_runs(short_dir):
             async with IntegdClient(str(daemon.paths.socket)) as c:
                 apps = await c.call("apps.list")
                 ids.append(sorted(a["id"] for a in apps))
-                healthy = next(a for a in apps if a["name"] == DEMO_APPS[0].name)
-                assert (await c.call("apps.check", {"app_id": healthy["id"]}))["ok"], "its emulator is back"
+                for name in (DEMO_APPS[0].name, "Gmail (support inbox)"):     # an API-key app, an OAuth app
+                    app = next(a for a in apps if a["name"] == name)
+                    assert (await c.call("apps.check", {"app_id": app["id"]}))["ok"], f"{name}: emulator is back"
             stop.set()
 
         assert await asyncio.wait_for(run_demo(short_dir / "demo", headless=True, on_ready=on_ready,
