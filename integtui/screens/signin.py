@@ -33,18 +33,18 @@ def ways_for(service: dict[str, Any]) -> list[str]:
 
 
 def flow_prompt(flow: dict[str, Any]) -> str:
-    """What the person must do next for a flow that ``oauth.begin`` started.
+    """What the person must do next for a flow that ``oauth.begin`` started (the URL on a line of its own).
 
     Example:
-        >>> flow_prompt({"flow": "device", "user_code": "WDJB-MJHT", "verification_uri": "https://x.test/device"})
-        'Enter the code WDJB-MJHT at https://x.test/device - this closes by itself once you approve.'
+        >>> print(flow_prompt({"flow": "device", "user_code": "WDJB-MJHT", "verification_uri": "https://x.test/dev"}))
+        Enter the code WDJB-MJHT at https://x.test/dev
+        This closes by itself once you approve.
     """
     if flow.get("flow") == "device":
-        return (f"Enter the code {flow.get('user_code')} at "
-                f"{flow.get('verification_uri_complete') or flow.get('verification_uri')}"
-                " - this closes by itself once you approve.")
+        where = flow.get("verification_uri_complete") or flow.get("verification_uri")
+        return f"Enter the code {flow.get('user_code')} at {where}\nThis closes by itself once you approve."
     if flow.get("flow") == "paste":
-        return (f"Open {flow.get('authorization_url')} in any browser and approve; then paste below the whole URL "
-                "the browser lands on (it may fail to load: that is expected). ctrl+y copies the URL.")
-    return (f"Open {flow.get('authorization_url')} in a browser on the daemon's machine and approve - this "
-            "closes by itself once the provider redirects back. ctrl+y copies the URL.")
+        return (f"Open this URL in any browser and approve (ctrl+y copies it):\n{flow.get('authorization_url')}\n"
+                "Then paste the whole URL the browser lands on (it may fail to load: that is expected).")
+    return (f"Open this URL in a browser on the daemon's machine and approve (ctrl+y copies it):\n"
+            f"{flow.get('authorization_url')}\nThis closes by itself once the provider redirects back.")

@@ -150,6 +150,12 @@ class FakeDaemon:
                 chosen.reverse()
             chosen = chosen[:limit]
             return {"events": chosen, "last_seq": max((e["seq"] for e in chosen), default=after)}
+        if method == "oauth.begin":
+            return {"flow_id": "flow_0001", "service": params["service"], "flow": params.get("flow", "loopback"),
+                    "state": "started", "expires_at": NOW + 600, "redirect_uri": "http://127.0.0.1:8765/callback",
+                    "authorization_url": "https://github.example/login/oauth/authorize?client_id=Iv1.fixed"
+                                         "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&state=fixedstate"
+                                         "&code_challenge=fixedchallenge&code_challenge_method=S256"}
         if method == "sync.list":
             return [copy.deepcopy(j) for j in self.jobs if params.get("app_id") in (None, j["app_id"])]
         if method in ("apps.get", "apps.check", "apps.usage"):

@@ -179,3 +179,17 @@ async def test_oauth_device_flow_completes_by_itself(oauth_daemon):
         await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close on its own")
         await until(pilot, lambda: [r[:3] for r in table_rows(app)] == [["gh device", "github", "● connected"]],
                     "the connected row")
+
+
+async def test_oauth_loopback_flow_completes_when_the_browser_comes_back(oauth_daemon):
+    daemon, _emu = oauth_daemon
+    app = RecordingApp(daemon.paths.socket)
+    async with app.run_test(size=(100, 30)) as pilot:
+        modal = await open_modal_with(pilot, app, "loopback")
+        assert modal.flow["redirect_uri"].startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as http:  # a browser on the daemon's machine follows the redirect
+            async with http.get(modal.flow["authorization_url"]) as resp:
+                assert resp.status == 200
+        await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close on its own")
+        await until(pilot, lambda: [r[:3] for r in table_rows(app)] == [["gh loopback", "github", "● connected"]],
+                    "the connected row")

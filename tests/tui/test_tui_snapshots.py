@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Select
 
 from integtui.app import IntegApp
 from integtui.screens.connect import ConnectModal
@@ -78,3 +79,21 @@ def test_connect_modal(snap_compare, size):
         await pilot.pause()
 
     assert snap_compare(fixed_dashboard(), terminal_size=size, run_before=open_modal)
+
+
+def test_connect_modal_paste_flow(snap_compare):
+    async def begin(pilot: Pilot) -> None:
+        await ready(pilot)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConnectModal) and pilot.app.screen.services,
+                    "the catalogue")
+        modal = pilot.app.screen
+        modal.query_one("#service", Select).value = "github"
+        await pilot.pause()
+        modal.query_one("#way", Select).value = "paste"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: modal.flow is not None, "oauth.begin")
+        no_blink(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(fixed_dashboard(), terminal_size=(80, 24), run_before=begin)
