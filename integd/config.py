@@ -201,6 +201,10 @@ class WebhooksConfig(_Strict):
     github_secret_file: AbsPath | None = None
     slack_signing_secret_file: AbsPath | None = None
     google_channel_token_file: AbsPath | None = None
+    # Every other provider that signs its deliveries (connectors.webhooks.VERIFIERS: discord, dropbox, gitlab,
+    # hubspot, jira, pipedrive): service name -> file holding its secret (Discord: the application's public key
+    # in hex; Pipedrive: "user:password" of the webhook's Basic auth). Route: POST /webhooks/<service>.
+    secret_files: dict[str, AbsPath] = {}
     max_body: Annotated[int, Field(ge=1024, le=26_214_400)] = 5_242_880
 
 

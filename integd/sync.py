@@ -317,9 +317,10 @@ class SyncService:
         return record_dict(row)
 
     # ---- webhooks -------------------------------------------------------------------------------------------
-    async def trigger(self, service: str, resource: str, reason: str, *, job_id: str | None = None) -> list[str]:
-        """A verified webhook delivery: an immediate delta run of every job on that provider resource (or of
-        the one job a channel was registered for)."""
+    async def trigger(self, service: str, resource: str | None, reason: str, *,
+                      job_id: str | None = None) -> list[str]:
+        """A verified webhook delivery: an immediate delta run of every job on that provider resource (None:
+        every job of the service), or of the one job a channel was registered for."""
         started = []
         for job in await self.records.jobs(service=service, resource=resource):
             if job.state is SyncState.PAUSED or (job_id is not None and job.id != job_id):

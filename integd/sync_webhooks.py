@@ -2,7 +2,11 @@
 
 Framing: plain HTTP/1.1 on TCP at ``[webhooks] bind`` (off by default), meant to sit behind a reverse proxy that
 terminates TLS. Routes: ``POST /webhooks/github``, ``/webhooks/slack`` and ``/webhooks/google`` (Drive push
-notifications); bodies up to ``max_body``.
+notifications), and ``POST /webhooks/<service>`` for every other provider in ``connectors.webhooks.VERIFIERS``
+whose secret is configured (``[webhooks] secret_files``; plus ``GET /webhooks/dropbox`` for Dropbox's challenge
+and Discord's PING answered after its signature checks out); bodies up to ``max_body``. Those generic deliveries
+name no resource integd can map without provider-specific parsing, so a valid one starts a delta run of every
+job of that service (a delta run with nothing new is one cheap request).
 
 Trust model: nothing in a delivery is trusted before its signature checks out against a secret read from a file
 named in the config (connectors.webhooks: GitHub HMAC-SHA256; Slack v0 with its 5-minute window; Google sends
@@ -29,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from connectors.webhooks import verify_github, verify_slack
+from connectors.webhooks import VERIFIERS, WebhookRejected, verify_github, verify_slack
+from connectors.webhooks.discord import ping_answer
+from connectors.webhooks.dropbox import challenge_response
 from domain import Clock
 from integd.config import WebhooksConfig
 from integd.store.repository import AppStore
@@ -66,6 +72,11 @@ class WebhookListener:
         self.github_secret = read_secret(config.github_secret_file)
         self.slack_secret = read_secret(config.slack_signing_secret_file)
         self.google_token = read_secret(config.google_channel_token_file)
+        unknown = sorted(set(config.secret_files) - set(VERIFIERS))
+        if unknown:
+            raise ValueError(f"[webhooks] secret_files names {', '.join(unknown)}, which has no signature check; "
+                             f"known: {', '.join(sorted(VERIFIERS))}")
+        self.secrets = {svc: read_secret(path) for svc, path in config.secret_files.items()}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -74,6 +85,8 @@ class WebhookListener:
         app.router.add_post("/webhooks/github", self.github)
         app.router.add_post("/webhooks/slack", self.slack)
         app.router.add_post("/webhooks/google", self.google)
+        app.router.add_get("/webhooks/dropbox", self.dropbox_challenge)
+        app.router.add_post("/webhooks/{service}", self.generic)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         host, port = split_bind(self.config.bind or "127.0.0.1:0")
@@ -89,7 +102,7 @@ class WebhookListener:
         self.port = sockets[0].getsockname()[1] if sockets else port
         log.info("webhooks.listening", host=host, port=self.port,
                  github=self.github_secret is not None, slack=self.slack_secret is not None,
-                 google=self.google_token is not None)
+                 google=self.google_token is not None, others=sorted(self.secrets))
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -189,4 +202,38 @@ class WebhookListener:
         started = await self.service.trigger("google_drive", job.resource, reason="webhook:drive",
                                              job_id=job.id)
         log.info("webhook.accepted", provider="google", started=len(started))
+        return web.json_response({"ok": True, "started": started})
+
+    async def dropbox_challenge(self, request: web.Request) -> web.Response:
+        """Dropbox checks a webhook URL by GET ?challenge=X and expects X echoed as text/plain."""
+        if self.secrets.get("dropbox") is None:
+            return web.json_response({"ok": False, "error": "dropbox webhooks are not configured"}, status=404)
+        status, text, headers = challenge_response(request.query)
+        return web.Response(status=status, text=text, headers=headers)
+
+    async def generic(self, request: web.Request) -> web.Response:
+        """Any provider in VERIFIERS: verify, answer a handshake, drop replays, start its jobs' delta runs."""
+        service = request.match_info["service"]
+        verifier, secret = VERIFIERS.get(service), self.secrets.get(service)
+        if verifier is None or secret is None:
+            return web.json_response({"ok": False, "error": f"{service[:40]} webhooks are not configured"},
+                                     status=404)
+        body = await request.read()
+        # Signatures over the URL (HubSpot v3) need the URL the provider called: the proxy's X-Forwarded-* if
+        # it sent them, else what this listener saw.
+        headers = {"X-Forwarded-Host": request.host, "X-Forwarded-Uri": request.path_qs,
+                   "X-Forwarded-Proto": request.scheme, **request.headers}
+        try:
+            delivery = verifier.verify(headers, body, secret, self.clock.time())
+        except WebhookRejected as e:
+            return self._refuse(service, request, e.reason)
+        if service == "discord":
+            is_ping, answer = ping_answer(body)
+            if is_ping:
+                return web.json_response(answer)
+        if not await self._first(service, delivery):
+            log.info("webhook.replayed", provider=service, delivery=delivery[:64])
+            return web.json_response({"ok": True, "replayed": True})
+        started = await self.service.trigger(service, None, reason=f"webhook:{service}")
+        log.info("webhook.accepted", provider=service, delivery=delivery[:64], started=len(started))
         return web.json_response({"ok": True, "started": started})
