@@ -189,6 +189,9 @@ class SyncConfig(_Strict):
     stall_timeout: Annotated[float, Field(gt=0, le=86400)] = 600.0
     concurrency: Annotated[int, Field(ge=1, le=100)] = 4
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    # streams whose deltas report no deletions (GitHub issues, Slack messages): every Nth run lists everything
+    # and tombstones what is gone (0: only on demand or when a delta token expires)
+    full_refresh_every: Annotated[int, Field(ge=0, le=100_000)] = 24
 
 
 class WebhooksConfig(_Strict):

@@ -96,6 +96,7 @@ class SyncService:
         self.records = SyncStore(daemon.db)
         self.runner = SyncRunner(store=daemon.store, records=self.records, runtimes=daemon.runtimes,
                                  clock=daemon.clock, stall_timeout=cfg.stall_timeout, concurrency=cfg.concurrency,
+                                 full_refresh_every=cfg.full_refresh_every,
                                  progress=self._progress, on_finished=self._finished)
         self.scheduler = SyncScheduler(self, jitter=cfg.jitter, seed=daemon.seed)
         self._stop = asyncio.Event()

@@ -66,9 +66,10 @@ class Run:
 class SyncRunner:
     def __init__(self, *, store: AppStore, records: SyncStore, runtimes: Runtimes, clock: Clock,
                  stall_timeout: float = 600.0, concurrency: int = 4, progress: Progress | None = None,
-                 on_finished: Callable[[str], None] | None = None) -> None:
+                 on_finished: Callable[[str], None] | None = None, full_refresh_every: int = 0) -> None:
         self.store, self.records, self.runtimes, self.clock = store, records, runtimes, clock
         self.stall_timeout = stall_timeout
+        self.full_refresh_every = full_refresh_every
         self.progress = progress
         self.on_finished = on_finished
         self._slots = asyncio.Semaphore(concurrency)
@@ -146,6 +147,8 @@ class SyncRunner:
         if began is None:
             return
         job, stream = began
+        if not stream.tombstones and self.full_refresh_every and job.runs % self.full_refresh_every == 0:
+            run.full = True                  # its deltas cannot see deletions: this run lists everything
         started = self._now_mono()
         watchdog = asyncio.create_task(self._watch(run), name=f"sync-watchdog:{run.job_id}")
         try:

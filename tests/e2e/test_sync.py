@@ -315,3 +315,21 @@ async def test_a_local_change_during_a_run_earns_one_follow_up_run(client, emula
     upstream = next(i for i in emu._issues(emu.repos[(owner.lower(), name.lower())]) if i.number == 5)
     assert upstream.title == "changed mid-run"
     assert (await client.call("sync.get", {"job_id": job["id"]}))["runs"] == 3
+
+
+async def test_every_nth_run_is_a_full_refresh_for_streams_without_tombstones(short_dir, emulators):
+    daemon = make_daemon(short_dir / "state", short_dir / "d.sock", Config(sync=SyncConfig(full_refresh_every=3)))
+    await daemon.start()
+    try:
+        from integd.client import IntegdClient
+        async with IntegdClient(str(daemon.paths.socket)) as client:
+            job, (owner, name) = await github_job(client, emulators)
+            await run(client, job["id"])
+            emulators["github"].delete_issue(owner, name, 9)
+            second = await run(client, job["id"])
+            assert second["runs"] == 2 and second["last_counts"]["deleted"] == 0
+            third = await run(client, job["id"])
+            assert third["runs"] == 3 and third["last_counts"]["deleted"] == 1, "the third run listed everything"
+            assert (await records_of(daemon, job["id"]))["9"]["deleted"]
+    finally:
+        await daemon.stop()
