@@ -168,13 +168,15 @@ def sync_cell(sync: dict[str, Any] | None, now: float) -> str:
     """An app's sync jobs in one cell: running (with the pages so far), failed, or when the next run is due.
 
     Example:
-        >>> [sync_cell(s, 100.0) for s in (None, {"running": True, "pages": 3}, {"failed": True}, {"next": 160.0},
-        ...                                {"next": None})]
-        ['-', '▶p3', '✖', '1m', 'manual']
+        >>> [sync_cell(s, 100.0) for s in (None, {"running": True, "pages": 3}, {"running": True, "percent": 40},
+        ...                                {"failed": True}, {"next": 160.0}, {"next": None})]
+        ['-', '▶p3', '▶40%', '✖', '1m', 'manual']
     """
     if not sync:
         return "-"
     if sync.get("running"):
+        if sync.get("percent") is not None:
+            return f"▶{sync['percent']}%"
         return f"▶p{sync['pages']}" if sync.get("pages") else "▶"
     if sync.get("failed"):
         return "✖"

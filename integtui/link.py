@@ -7,10 +7,11 @@ Life of the link::
        │  Down("daemon unavailable at <socket> - retrying in Ns"), wait 0.5 s ×2 ... 10 s
        └──────────────────────────── the session closes or a call finds it gone <─────┘
 
-Events that the subscription replays (sequence numbers up to the one ``events.subscribe`` returned) are already
-reflected in the fresh ``apps.list``, so they reach the app marked ``replayed`` and only fill the log. The
-notifications are read from the moment the session opens, so a long replay cannot back up the socket while the
-resync calls wait for their answers.
+The snapshot also carries every visible sync job (``sync.list``; None from a daemon without sync), for the
+table's Sync column. Events that the subscription replays (sequence numbers up to the one ``events.subscribe``
+returned) are already reflected in the fresh ``apps.list``, so they reach the app marked ``replayed`` and only
+fill the log. The notifications are read from the moment the session opens, so a long replay cannot back up the
+socket while the resync calls wait for their answers.
 
 Besides committed events the subscription carries live signals that are not in the outbox (no seq, never
 replayed): ``app.checked`` after every completed health check (the app's summary and the result) and

@@ -198,7 +198,12 @@ class DashboardState:
         before = dict(app)
         sync = dict(app.get("sync") or {"failed": False, "next": None})
         done = bool(progress.get("done"))
-        sync.update(running=not done, pages=None if done else progress.get("pages"))
+        remaining = progress.get("remaining")
+        pulled = sum(int(progress.get(k) or 0) for k in ("created", "updated", "unchanged"))
+        total = None if remaining is None else pulled + int(remaining)
+        percent = min(99, 100 * pulled // total) if total else None
+        sync.update(running=not done, pages=None if done else progress.get("pages"),
+                    percent=None if done else percent)
         app["sync"] = sync
         self._changed(app["id"], before)
         return done

@@ -175,13 +175,18 @@ class DetailScreen(Screen[None]):
         self.progress = {k: v for k, v in self.progress.items() if k in running}
         return jobs
 
-    @work(exclusive=True, exit_on_error=False, group="detail-live", name="Detail")
-    async def reload_part(self, usage: bool = False, jobs: bool = False) -> None:
-        """Re-read only what a live signal made stale (the windows after a check, the jobs after a run)."""
-        if usage:
-            await self._load_usage()
-        if jobs:
-            self.jobs = await self._sync_jobs()
+    # Live signals re-read only what they made stale; each part in its own exclusive group, so that a newer
+    # signal cancels an older re-read of the same part and never one of the other part.
+    @work(exclusive=True, exit_on_error=False, group="detail-usage", name="Detail")
+    async def reload_usage(self) -> None:
+        """Re-read the rate-limit windows (after a check)."""
+        await self._load_usage()
+        self.show()
+
+    @work(exclusive=True, exit_on_error=False, group="detail-jobs", name="Detail")
+    async def reload_jobs(self) -> None:
+        """Re-read the sync jobs (after a run ended, or for a job not seen yet)."""
+        self.jobs = await self._sync_jobs()
         self.show()
 
     def show(self) -> None:
@@ -225,7 +230,7 @@ class DetailScreen(Screen[None]):
         health = [*(self.detail.get("health") or []), {k: result.get(k) for k in (
             "checked_at", "ok", "outcome", "latency", "message")}]
         self.detail = {**self.detail, **app, "health": health[-HEALTH_KEEP:]}
-        self.reload_part(usage=True)
+        self.reload_usage()
 
     def on_sync_progress(self, progress: dict[str, Any]) -> None:
         """A sync page landed: move the bar; a finished run or an unknown job re-reads the jobs."""
@@ -234,7 +239,7 @@ class DetailScreen(Screen[None]):
         job_id = str(progress.get("job_id", ""))
         if progress.get("done") or all(j.get("id") != job_id for j in self.jobs):
             self.progress.pop(job_id, None)
-            self.reload_part(jobs=True)
+            self.reload_jobs()
             return
         self.progress[job_id] = progress
         self.show()

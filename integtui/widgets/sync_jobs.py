@@ -1,12 +1,13 @@
 """An app's sync jobs as the detail screen shows them: one line per job, a progress bar while it runs.
 
 Pure (Rich text from dicts, the clock passed in). ``sync.list`` gives the jobs (``SyncJobInfo``); the live
-``sync.progress`` notifications give the running counts. A run does not know how many pages it will pull, so the
-bar measures the pages committed against the pages the job's previous run took (the best estimate there is);
-it stops at 99 % until the run says it is done, and without a previous run it shows the pages counted so far
-instead of a percentage::
+``sync.progress`` notifications give the running counts. The bar is the provider's own estimate when it gives one
+(``remaining``: records still to pull, so pulled / (pulled + remaining)); otherwise the pages committed against
+the pages the job's previous run took, held at 99 % until the run says it is done; with neither, the pages
+counted so far stand in for a percentage::
 
-    issues   octo/repo      ▶ running  ██████░░░░ 60% page 3/5 · +120 ~3 -0
+    issues   octo/repo      ▶ running  ██████░░░░ 60% 120/200 · +120 ~3 -0
+    issues   octo/web       ▶ running  ███░░░░░░░ 30% page 3/10 · +300 ~0 -0
     issues   octo/web       ● idle     last ok 3m ago · +1204 ~40 -2 total · next in 55m
     messages C0123          ✖ failed   HTTP 503 from Slack (last ok 2h ago)
 """
@@ -30,17 +31,29 @@ STATE_LOOK: dict[str, tuple[str, str]] = {
 }
 
 
+def pulled(progress: dict[str, Any]) -> int:
+    """Records this run has pulled so far (what ``remaining`` counts down against)."""
+    return sum(int(progress.get(k) or 0) for k in ("created", "updated", "unchanged"))
+
+
 def run_fraction(progress: dict[str, Any], previous_pages: int) -> float | None:
-    """How far a run is, 0..1: pages committed over the previous run's pages; None without an estimate.
+    """How far a run is, 0..1: from the provider's ``remaining`` if given, else pages over the previous run's;
+    None without either.
 
     Example:
-        >>> run_fraction({"pages": 3}, 5), run_fraction({"pages": 9}, 5), run_fraction({"pages": 2, "done": True}, 0)
-        (0.6, 0.99, 1.0)
-        >>> run_fraction({"pages": 2}, 0) is None
+        >>> run_fraction({"created": 120, "remaining": 80}, 0), run_fraction({"pages": 3}, 5)
+        (0.6, 0.6)
+        >>> run_fraction({"pages": 9}, 5), run_fraction({"pages": 2, "done": True}, 0)
+        (0.99, 1.0)
+        >>> run_fraction({"pages": 2, "remaining": None}, 0) is None
         True
     """
     if progress.get("done"):
         return 1.0
+    remaining = progress.get("remaining")
+    if remaining is not None:
+        total = pulled(progress) + int(remaining)
+        return min(0.99, pulled(progress) / total) if total > 0 else 0.0
     if previous_pages <= 0:
         return None
     return min(0.99, int(progress.get("pages", 0)) / previous_pages)
@@ -83,7 +96,10 @@ def job_line(job: dict[str, Any], progress: dict[str, Any] | None, now: float) -
             line.append(f" page {pages}")
         else:
             line.append(fmt.bar(fraction, BAR), style="cyan")
-            line.append(f" {round(fraction * 100):>2}% page {pages}/{max(previous, pages)}")
+            done = pulled(running)
+            where = (f"{done}/{done + int(running['remaining'])}" if running.get("remaining") is not None
+                     else f"page {pages}/{max(previous, pages)}")
+            line.append(f" {round(fraction * 100):>2}% {where}")
         phase = f" {running['phase']}" if running.get("phase") == "push" else ""
         line.append(f"{phase} · {counts_text(running)}")
         return line

@@ -194,6 +194,8 @@ def test_sync_job_lines():
     assert "▶ running" in line and "40% page 2/5" in line and "+7 ~0 -0" in line
     unknown = sync_jobs.job_line({**idle, "last_counts": {}}, {"pages": 2, "phase": "push", "pushed": 1}, NOW).plain
     assert "page 2" in unknown and "%" not in unknown and "push" in unknown and "1 pushed" in unknown
+    estimated = sync_jobs.job_line(idle, {"pages": 1, "created": 50, "unchanged": 10, "remaining": 140}, NOW).plain
+    assert "30% 60/200" in estimated
     assert "HTTP 503 from GitHub" in sync_jobs.job_line(failed, None, NOW).plain
     assert sync_jobs.jobs_text([], {}, NOW).plain.startswith("no sync jobs")
 
@@ -234,6 +236,8 @@ def test_sync_column_follows_jobs_and_progress():
     assert column.plain(s.apps[a["id"]], NOW) == "50m" and column.plain(s.apps[b["id"]], NOW) == "-"
     assert s.apply_sync_progress({"app_id": a["id"], "job_id": "j", "pages": 2, "done": False}) is False
     assert column.plain(s.apps[a["id"]], NOW) == "▶p2"
+    s.apply_sync_progress({"app_id": a["id"], "job_id": "j", "pages": 2, "created": 30, "remaining": 70})
+    assert column.plain(s.apps[a["id"]], NOW) == "▶30%", "the provider's estimate when it gives one"
     assert s.apply_sync_progress({"app_id": a["id"], "job_id": "j", "pages": 3, "done": True}) is True
     assert column.plain(s.apps[a["id"]], NOW) == "50m", "the run ended: back to the next run"
     s.set_jobs([fixed_job(b, 2, state="failed")], b["id"])
