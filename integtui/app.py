@@ -85,6 +85,9 @@ class IntegApp(App[None]):
         self.set_interval(self.flush_interval, self.flush)
         self.set_interval(1.0, self.tick)
 
+    async def on_unmount(self) -> None:
+        await self.link.aclose()  # the socket closes cleanly before the event loop does
+
     def call(self, method: str, params: dict[str, Any] | None = None) -> Coroutine[Any, Any, Any]:
         """Call the daemon through the link (DaemonUnavailable while it is down)."""
         return self.link.call(method, params)

@@ -123,6 +123,7 @@ class Link:
         self._first_delay, self._max_delay = first_delay, max_delay
         self._session: SessionLike | None = None
         self._wake = asyncio.Event()
+        self._closing: set[asyncio.Future[None]] = set()
         self.last_seq = 0
         self.connected = False
 
@@ -215,7 +216,22 @@ class Link:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             self._session = None
-            await session.close()
+            await self._close(session)
+
+    async def _close(self, session: SessionLike) -> None:
+        # Shielded: when the app exits it cancels this worker mid-close; the close goes on and ``aclose`` waits
+        # for it, so the WebSocket and its connection pool never outlive the event loop.
+        task = asyncio.ensure_future(session.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        """Finish closing the session (the app calls this as it exits, after its workers were cancelled)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await self._close(session)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _subscribe(self, session: SessionLike,
                          buffered: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]] | None]:

@@ -201,8 +201,9 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-config", Static).update(config_table(app, now))
         health = app.get("health") or []
         self.query_one("#detail-sparkline", Sparkline).data = [h.get("latency", 0.0) for h in health] or [0.0]
+        checks = f"{len(health)} check{'s' if len(health) != 1 else ''}"
         summary = Text.assemble(
-            health_strip(health), f"  {len(health)} checks · last {fmt.ago(app.get('last_check_at'), now)} ago, "
+            health_strip(health), f"  {checks} · last {fmt.ago(app.get('last_check_at'), now)} ago, "
             f"{fmt.latency(app.get('last_latency'))} · next in {fmt.until(app.get('next_check_at'), now)}")
         self.query_one("#detail-health", Static).update(summary)
         windows = (self.usage or {}).get("windows") or []

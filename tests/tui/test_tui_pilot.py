@@ -99,7 +99,7 @@ async def test_detail_screen_redacts_and_shows_health(daemon, client, emulators)
         text = " ".join(str(w.content) for w in screen.query(Static)) + repr(screen.detail) + config
         assert TOKENS["github"] not in text, "the key never reaches the screen"
         health = str(screen.query_one("#detail-health", Static).content)
-        assert "●" in health and "checks" in health
+        assert "●" in health and " check" in health
         events = str(screen.query_one("#detail-events", Static).content)
         assert "github via api_key" in events
         await pilot.press("escape")
