@@ -78,13 +78,20 @@ async def prepare_repo(http: aiohttp.ClientSession, base: str, issues: int, inde
 
 
 async def unthrottled(daemon: Daemon, app_id: str) -> None:
-    """Replace the app's cached connector by one without a rate-limit gate (see the module docstring)."""
-    app = await daemon.store.find_by_id(app_id, with_credentials=True)
-    assert app is not None
-    connector = build_connector(app.service, app.credential, app_id=app_id, base_url=daemon.runtimes.base_url(app),
-                                transport=daemon.transport, gate=None, retry=daemon.runtimes.retry,
-                                timeout=60.0, clock=daemon.clock)
-    daemon.runtimes._connectors[app_id] = (app.version, connector)
+    """Build this app's connectors without a rate-limit gate (see the module docstring). The connector is
+    rebuilt whenever the app's version moves (a health check saves the app), so the builder is replaced, not
+    one cached connector."""
+    runtimes = daemon.runtimes
+    original = runtimes.build
+
+    async def build(app: Any) -> Any:
+        if str(app.id) != app_id:
+            return await original(app)
+        return build_connector(app.service, app.credential, app_id=app_id, base_url=runtimes.base_url(app),
+                               transport=daemon.transport, gate=None, retry=runtimes.retry, timeout=60.0,
+                               clock=daemon.clock)
+    runtimes.build = build                     # type: ignore[method-assign]
+    runtimes.invalidate(app_id)
 
 
 async def sync_once(client: IntegdClient, daemon: Daemon, app_id: str, repo: str) -> tuple[str, float, dict]:
