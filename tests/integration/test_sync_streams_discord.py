@@ -18,6 +18,7 @@ from connectors.streams.discord import DiscordMessages
 from domain.clock import FakeClock
 from domain.model import ApiCredential
 from domain.values import ApiKey, RetryPolicy
+from tests.integration.stream_drain import drain
 
 BOT = "MTE4.sync-streams-bot-token-00000000001"
 
@@ -38,21 +39,6 @@ async def discord() -> AsyncIterator[tuple[Any, DiscordMessages, FakeClock]]:
     finally:
         await transport.close()
         await emu.stop()
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict], seen: set[str] | None = None
-                ) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            store[r.remote_id] = r.data
-            if seen is not None:
-                seen.add(r.remote_id)
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def test_the_resource_is_a_channel_snowflake():

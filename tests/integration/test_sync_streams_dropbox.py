@@ -18,6 +18,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused,
 from connectors.streams.dropbox import DropboxFiles
 from domain.model import ApiCredential
 from domain.values import RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "sl.u.sync-streams-test-token-00000000001"
 
@@ -35,21 +36,6 @@ async def dropbox() -> AsyncIterator[tuple[Any, DropboxFiles]]:
     finally:
         await transport.close()
         await emu.stop()
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            if r.deleted:
-                store.pop(r.remote_id, None)
-            else:
-                store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def test_resources_are_folder_paths():

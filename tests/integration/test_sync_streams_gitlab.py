@@ -16,6 +16,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused,
 from connectors.streams.gitlab import GitLabIssues
 from domain.model import ApiCredential, ApiKey
 from domain.values import RetryPolicy
+from tests.integration.stream_drain import drain
 
 PAT = "glpat-sync-streams-token-000000001"
 
@@ -33,18 +34,6 @@ async def gitlab() -> AsyncIterator[tuple[Any, Stream]]:
     finally:
         await transport.close()
         await emu.stop()
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def test_resource_must_name_a_project():

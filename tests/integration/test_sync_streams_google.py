@@ -15,6 +15,7 @@ from connectors.http import HttpTransport
 from connectors.streams import CursorExpired, DriveFiles, GmailMessages, LocalChange, Stream, UnsupportedChange
 from domain.model import ApiCredential
 from domain.values import RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "ya29.sync-streams-test-token-000000000001"
 
@@ -37,21 +38,6 @@ def stream(kind: type[Stream], emu: Any, transport: HttpTransport, page_size: in
                                 base_url=emu.origin + prefix, transport=transport,
                                 retry=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02))
     return kind(connector, "me", page_size=page_size)
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            if r.deleted:
-                store.pop(r.remote_id, None)
-            else:
-                store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 async def test_gmail_full_then_history_delta_with_deletions_and_labels(google):

@@ -18,6 +18,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused
 from connectors.streams.hubspot import HubSpotContacts
 from domain.model import ApiCredential
 from domain.values import ApiKey, RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "pat-na1-sync-streams-test-token-000001"
 
@@ -39,21 +40,6 @@ def stream(emu: Any, transport: HttpTransport, page_size: int = 25) -> HubSpotCo
                                 base_url=emu.base_url, transport=transport,
                                 retry=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02))
     return HubSpotContacts(connector, "default", page_size=page_size)
-
-
-async def drain(s: HubSpotContacts, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            if r.deleted:
-                store.pop(r.remote_id, None)
-            else:
-                store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def live(emu: Any) -> set[str]:

@@ -17,6 +17,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused,
 from connectors.streams.jira import JiraIssues, adf, adf_text
 from domain.model import ApiCredential, ApiKey
 from domain.values import RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "ATATT3xFfGF0-sync-streams-0000000001"
 
@@ -36,18 +37,6 @@ async def jira() -> AsyncIterator[tuple[Any, Stream]]:
     finally:
         await transport.close()
         await emu.stop()
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def test_resource_is_a_project_key_and_text_round_trips_through_adf():

@@ -16,6 +16,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PipedriveDea
 from domain.clock import FakeClock
 from domain.model import ApiCredential
 from domain.values import ApiKey, RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "pd-sync-token-000000000000000000000000001"
 
@@ -34,21 +35,6 @@ async def env() -> AsyncIterator[tuple[PipedriveEmulator, PipedriveDeals, FakeCl
     finally:
         await transport.close()
         await emu.stop()
-
-
-async def drain(s: PipedriveDeals, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            if r.deleted:
-                store.pop(r.remote_id, None)
-            else:
-                store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 async def test_full_then_delta_with_an_edit_and_a_deletion(env) -> None:

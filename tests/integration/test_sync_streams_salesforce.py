@@ -19,6 +19,7 @@ from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused,
 from connectors.streams.salesforce import SalesforceAccounts, SalesforceContacts
 from domain.model import ApiCredential
 from domain.values import RetryPolicy
+from tests.integration.stream_drain import drain
 
 TOKEN = "00D5g000004Xyz!AR.sync-streams-test-token"
 
@@ -40,21 +41,6 @@ def stream(kind: type[Stream], emu: Any, transport: HttpTransport, page_size: in
                                 app_id="int_test", base_url="https://login.salesforce.com", transport=transport,
                                 retry=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02))
     return kind(connector, "default", page_size=page_size)
-
-
-async def drain(s: Stream, cursor: dict[str, Any], store: dict[str, dict]) -> tuple[dict[str, Any], int]:
-    pages = 0
-    while True:
-        page = await s.pull(cursor)
-        pages += 1
-        for r in page.records:
-            if r.deleted:
-                store.pop(r.remote_id, None)
-            else:
-                store[r.remote_id] = r.data
-        cursor = page.cursor
-        if page.done:
-            return cursor, pages
 
 
 def test_streams_are_registered_and_resources_checked(sf):
