@@ -127,8 +127,8 @@ class AppsTable(ScrollView, can_focus=True):
         return self.ids[self.cursor_row] if 0 <= self.cursor_row < len(self.ids) else None
 
     def row_plain(self, app_id: str) -> list[str]:
-        """The row's cells as plain text (what a test or a screen reader would read)."""
-        app, now = self.state.apps[app_id], self.clock()
+        """The row's cells as plain text (what a test or a screen reader would read); blank once the app is gone."""
+        app, now = self.state.apps.get(app_id, {}), self.clock()
         return [str(getattr(v, "plain", v)) for v in (cell(c, app, now) for c in self.shown)]
 
     def rows_on_screen(self) -> list[str]:

@@ -42,4 +42,5 @@ def main_screen(app: IntegApp) -> MainScreen:
 def table_rows(app: IntegApp) -> list[list[str]]:
     """The main table as plain text, in display order."""
     table = main_screen(app).table
-    return [table.row_plain(app_id) for app_id in table.ids]
+    # An app removed since the last flush is still in the table's order until the next one: not a row any more.
+    return [table.row_plain(app_id) for app_id in table.ids if app_id in app.state.apps]

@@ -140,13 +140,6 @@ async def test_oauth_paste_flow_through_the_modal(oauth_daemon):
     daemon, emu = oauth_daemon
     app = RecordingApp(daemon.paths.socket)
     async with app.run_test(size=(100, 30)) as pilot:
-        abandoned = (await open_modal_with(pilot, app, "paste")).flow["flow_id"]
-        await pilot.press("escape")  # leaving the modal cancels the flow at the daemon
-        await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close")
-        await until(pilot, lambda: not [w for w in app.workers if w.name == "Cancel sign-in" and not w.is_finished],
-                    "oauth.cancel")
-        assert (await app.call("oauth.status", {"flow_id": abandoned}))["state"] == "cancelled"
-
         modal = await open_modal_with(pilot, app, "paste")
         url = modal.flow["authorization_url"]
         assert url.startswith(emu.origin) and url in str(modal.query_one("#oauth-prompt", Label).content)
@@ -181,15 +174,18 @@ async def test_oauth_device_flow_completes_by_itself(oauth_daemon):
                     "the connected row")
 
 
-async def test_oauth_loopback_flow_completes_when_the_browser_comes_back(oauth_daemon):
+async def test_oauth_loopback_flow_is_cancelled_when_the_modal_is_left(oauth_daemon):
+    # Loopback and device flows end alike on the dashboard's side (an oauth.flow event), so the device test
+    # covers the completion; here the person gives up instead.
     daemon, _emu = oauth_daemon
     app = RecordingApp(daemon.paths.socket)
     async with app.run_test(size=(100, 30)) as pilot:
         modal = await open_modal_with(pilot, app, "loopback")
+        flow_id = modal.flow["flow_id"]
         assert modal.flow["redirect_uri"].startswith("http://127.0.0.1:")
-        async with aiohttp.ClientSession() as http:  # a browser on the daemon's machine follows the redirect
-            async with http.get(modal.flow["authorization_url"]) as resp:
-                assert resp.status == 200
-        await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close on its own")
-        await until(pilot, lambda: [r[:3] for r in table_rows(app)] == [["gh loopback", "github", "● connected"]],
-                    "the connected row")
+        assert "daemon's machine" in str(modal.query_one("#oauth-prompt", Label).content)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ConnectModal), "the modal to close")
+        await until(pilot, lambda: not [w for w in app.workers if w.name == "Cancel sign-in" and not w.is_finished],
+                    "oauth.cancel")
+        assert (await app.call("oauth.status", {"flow_id": flow_id}))["state"] == "cancelled"

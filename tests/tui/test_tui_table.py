@@ -48,16 +48,16 @@ async def test_clock_cells_move_on_and_only_changed_rows_redraw():
 
 async def test_cursor_paging_and_the_row_it_opens():
     clock = Clock()
-    app, _fake = dashboard(500, clock)
+    app, _fake = dashboard(120, clock)
     async with app.run_test(size=(100, 30)) as pilot:
-        await loaded(pilot, app, 500)
+        await loaded(pilot, app, 120)
         table = main_screen(app).table
         assert table.selected_app_id == fixed_app(0)["id"]
         await pilot.press("down", "down", "pagedown")
         assert table.cursor_row == 2 + table._page()
         assert int(table.scroll_y) <= table.cursor_row < int(table.scroll_y) + table._page(), "in view"
         await pilot.press("end")
-        assert table.selected_app_id == fixed_app(499)["id"] and int(table.scroll_y) == 500 + 1 - table.size.height
+        assert table.selected_app_id == fixed_app(119)["id"] and int(table.scroll_y) == 120 + 1 - table.size.height
         await pilot.press("home", "up")
         assert table.cursor_row == 0 and table.scroll_y == 0
         await pilot.press("down", "enter")
