@@ -35,10 +35,24 @@ SECRET_WORDS = ("secret", "token", "key", "password")
 
 
 def config_table(app: dict[str, Any], now: float) -> Table:
-    """The configuration block; of the credential only its mode, its hint and attributes not named like secrets."""
+    """The configuration block (``config_rows`` as a two-column table)."""
     table = Table(show_header=False, box=None, padding=(0, 1))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
+    for label, value in config_rows(app, now):
+        table.add_row(label, value)
+    return table
+
+
+def config_rows(app: dict[str, Any], now: float) -> tuple[tuple[str, str], ...]:
+    """Label and value of each configuration line; of the credential only its mode, its hint and attributes not
+    named like secrets.
+
+    Example:
+        >>> rows = dict(config_rows({"credential": {"mode": "api_key", "hint": "…ab12", "token": "s3cret"}}, 0.0))
+        >>> rows["credential"]
+        'hint=…ab12 mode=api_key'
+    """
     limits = app.get("rate_limit") or {}
     cred = app.get("credential") or {}
     cred_text = " ".join(f"{k}={v}" for k, v in sorted(cred.items())
@@ -56,9 +70,7 @@ def config_table(app: dict[str, Any], now: float) -> Table:
         ("connected", f"{fmt.ago(app.get('connected_at'), now)} ago"),
         ("last error", app.get("last_error") or "-"),
     )
-    for label, value in rows:
-        table.add_row(label, str(value))
-    return table
+    return tuple((label, str(value)) for label, value in rows)
 
 
 def health_strip(health: list[dict[str, Any]]) -> Text:
@@ -116,6 +128,7 @@ class DetailScreen(Screen[None]):
         self.jobs: list[dict[str, Any]] | None = None  # None: the daemon has no sync methods
         self.progress: dict[str, dict[str, Any]] = {}
         self._stale = False
+        self._drawn: dict[str, Any] = {}  # section -> what it shows now (see _put)
 
     @property
     def integ(self) -> IntegApp:
@@ -190,6 +203,8 @@ class DetailScreen(Screen[None]):
         self.show()
 
     def show(self) -> None:
+        """Draw every section; a section whose content reads the same as on screen is left alone (the clock
+        ticks every second, and re-laying out an unchanged screen would cost a frame each time)."""
         app, now, utc = self.detail, self.integ.clock(), self.integ.utc
         if app is None or not self.is_attached or not self.children:
             return
@@ -197,26 +212,34 @@ class DetailScreen(Screen[None]):
         title.append(fmt.status_text(app.get("status", "")))
         if app.get("status_reason"):
             title.append(f"  {app['status_reason']}", style="dim")
-        self.query_one("#detail-title", Static).update(title)
-        self.query_one("#detail-config", Static).update(config_table(app, now))
+        self._put("#detail-title", title)
+        self._put("#detail-config", config_table(app, now), key=config_rows(app, now))
         health = app.get("health") or []
-        self.query_one("#detail-sparkline", Sparkline).data = [h.get("latency", 0.0) for h in health] or [0.0]
+        latencies = [h.get("latency", 0.0) for h in health] or [0.0]
+        sparkline = self.query_one("#detail-sparkline", Sparkline)
+        if sparkline.data != latencies:
+            sparkline.data = latencies
         checks = f"{len(health)} check{'s' if len(health) != 1 else ''}"
-        summary = Text.assemble(
+        self._put("#detail-health", Text.assemble(
             health_strip(health), f"  {checks} · last {fmt.ago(app.get('last_check_at'), now)} ago, "
-            f"{fmt.latency(app.get('last_latency'))} · next in {fmt.until(app.get('next_check_at'), now)}")
-        self.query_one("#detail-health", Static).update(summary)
+            f"{fmt.latency(app.get('last_latency'))} · next in {fmt.until(app.get('next_check_at'), now)}"))
         windows = (self.usage or {}).get("windows") or []
-        limits: Any = Group(*(window_gauge(w, utc=utc) for w in windows)) if windows else Text(
-            (self.usage or {}).get("error") or "no windows in use", style="dim")
-        self.query_one("#detail-limits", Static).update(limits)
+        gauges = [window_gauge(w, utc=utc) for w in windows]
+        self._put("#detail-limits", Group(*gauges) if gauges else Text(
+            (self.usage or {}).get("error") or "no windows in use", style="dim"), key=_text_key(*gauges))
         sync = self.query_one("#detail-sync", Static)
         sync.display = self.query_one("#detail-sync-heading", Static).display = self.jobs is not None
         if self.jobs is not None:
-            sync.update(jobs_text(self.jobs, self.progress, now))
+            self._put("#detail-sync", jobs_text(self.jobs, self.progress, now))
         lines = [event_line(e, app.get("name", ""), utc=utc) for e in self.events[:RECENT_EVENTS]]
-        self.query_one("#detail-events", Static).update(
-            Text("\n").join(lines) if lines else Text("no events", style="dim"))
+        self._put("#detail-events", Text("\n").join(lines) if lines else Text("no events", style="dim"))
+
+    def _put(self, selector: str, content: Any, key: Any = None) -> None:
+        """Update a section unless it would read exactly as it does (``key``: what identifies the content)."""
+        key = _text_key(content) if key is None else key
+        if self._drawn.get(selector) != key:
+            self._drawn[selector] = key
+            self.query_one(selector, Static).update(content)
 
     # ---- called by the app ----------------------------------------------------------------------------------
     def on_daemon_event(self, event: dict[str, Any]) -> None:
@@ -282,6 +305,11 @@ class DetailScreen(Screen[None]):
 
     def action_configure(self) -> None:
         self.integ.actions.configure(self.app_id)
+
+
+def _text_key(*texts: Any) -> tuple[Any, ...]:
+    """What a Rich Text reads as, styles included (equal keys: nothing to redraw)."""
+    return tuple((t.plain, tuple(t.spans), str(t.style)) if isinstance(t, Text) else repr(t) for t in texts)
 
 
 def event_gone(events: list[dict[str, Any]]) -> bool:

@@ -30,7 +30,7 @@ class RecordingApp(IntegApp):
     """The dashboard, also noting which live signals reached it (a fake observer, not a mock)."""
 
     def __init__(self, socket: Path | str) -> None:
-        super().__init__(socket_path=str(socket), retry_delays=(0.05, 0.2), flush_interval=0.05)
+        super().__init__(socket_path=str(socket), retry_delays=(0.05, 0.2), flush_interval=0.1)
         self.checked: list[str] = []
         self.progress: list[dict[str, Any]] = []
 

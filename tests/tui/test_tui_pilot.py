@@ -16,7 +16,7 @@ from tests.tui.conftest import main_screen, table_rows, until
 
 
 def dashboard(socket: Path | str) -> IntegApp:
-    return IntegApp(socket_path=str(socket), retry_delays=(0.05, 0.2), flush_interval=0.05)
+    return IntegApp(socket_path=str(socket), retry_delays=(0.05, 0.2), flush_interval=0.1)
 
 
 def statuses(app: IntegApp) -> list[str]:
