@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
-import json
 import re
 import time
 import urllib.parse
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from pydantic_core import from_json
 
 from domain.errors import IntegrationError, IntegrationFailure
 
@@ -213,13 +213,14 @@ def decode_body(raw: RawResponse) -> Any:
     """Parsed JSON when the answer is JSON, else text; None for an empty body."""
     if not raw.body:
         return None
-    text = raw.body.decode("utf-8", errors="replace")
-    if "json" in raw.headers.get("content-type", "") or text.lstrip()[:1] in ("{", "["):
+    if "json" in raw.headers.get("content-type", "") or raw.body.lstrip()[:1] in (b"{", b"["):
         try:
-            return json.loads(text)
+            # pydantic-core's parser reads the bytes directly: about twice as fast as decode + json.loads on the
+            # 100 KB pages a sync pulls (bench/bench_sync.py).
+            return from_json(raw.body)
         except ValueError:
-            return text
-    return text
+            pass
+    return raw.body.decode("utf-8", errors="replace")
 
 
 def normalize_base_url(url: Any) -> str:
