@@ -9,25 +9,22 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 
-from connectors.base import ApiRequest, CallRecord, Connector
+from connectors.base import ApiRequest, Connector
 from connectors.discord import OAUTH, USER_AGENT, DiscordConnector, route_key
 from connectors.emulators import EMULATORS
-from connectors.factory import build_connector
 from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
-from connectors.oauth import oauth_provider, protocol
 from connectors.oauth.client import OAuthClient
 from connectors.oauth.protocol import ClientCredentials, GrantInvalid, TokenSet
 from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure, RateLimitExceededException
 from domain.model import ApiCredential
 from domain.values import ApiKey, RateLimit, RetryPolicy
+from tests.integration.connector_env import ConnectorEnv
 
 BOT = "MTE4.bot-token-0000000000000000000000001"
 OTHER = "MTE4.unknown-00000000000000000000000002"
@@ -37,45 +34,24 @@ AUTH, RATE, DOWN = (IntegrationError.AUTHENTICATION_FAILED, IntegrationError.RAT
                     IntegrationError.SERVICE_UNAVAILABLE)
 
 
-@dataclass
-class Env:
-    emu: Any
-    transport: HttpTransport
-    clock: FakeClock
-    sleeps: list[float] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+class Env(ConnectorEnv):
+    service = "discord"
 
     def connector(self, credential: ApiCredential | None = None, **kw: Any) -> DiscordConnector:
         kw.setdefault("retry", RetryPolicy(max_retries=3, base_delay=0.5, max_delay=2.0))
-        connector = build_connector("discord", credential or ApiCredential.from_api_key(ApiKey(BOT)),
-                                    app_id="int_test", base_url=self.emu.base_url, transport=self.transport,
-                                    observer=self.records.append, clock=self.clock, sleep=self.sleep, **kw)
+        connector = self.build(credential or ApiCredential.from_api_key(ApiKey(BOT)), app_id="int_test",
+                               base_url=self.emu.base_url, **kw)
         assert isinstance(connector, DiscordConnector)
         return connector
 
-    def oauth_client(self) -> OAuthClient:
-        return OAuthClient(oauth_provider("discord").with_auth_base(self.emu.origin), CLIENT, self.transport,
-                           clock=self.clock)
+    def oauth_client(self, client: ClientCredentials = CLIENT) -> OAuthClient:
+        return super().oauth_client(client)
 
-    async def consent(self) -> tuple[TokenSet, str]:
-        provider = oauth_provider("discord").with_auth_base(self.emu.origin)
-        state, verifier = protocol.new_state(), protocol.new_verifier()
-        url = protocol.authorization_url(provider, CLIENT.client_id, REDIRECT, provider.default_scopes, state,
-                                         verifier)
-        async with aiohttp.ClientSession() as browser, browser.get(url, allow_redirects=False) as answer:
-            assert answer.status == 302, await answer.text()
-            location = answer.headers["Location"]
-        code = protocol.code_from_redirect(location, state, REDIRECT)
-        return await self.oauth_client().exchange_code(code, REDIRECT, verifier), url
+    async def consent(self, client: ClientCredentials = CLIENT, redirect: str = REDIRECT) -> tuple[TokenSet, str]:
+        return await super().consent(client, redirect)
 
     def channels(self) -> list[str]:
         return [c.id for g in self.emu.world.guilds for c in g.channels]
-
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:

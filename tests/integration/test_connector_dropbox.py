@@ -10,25 +10,23 @@ import asyncio
 import json
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 
-from connectors.base import ApiRequest, CallRecord, Connector
+from connectors.base import ApiRequest, Connector
 from connectors.dropbox import OAUTH, DropboxConnector
 from connectors.emulators import EMULATORS
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
-from connectors.oauth import oauth_provider, protocol
 from connectors.oauth.client import OAuthClient
 from connectors.oauth.protocol import ClientCredentials, GrantInvalid, TokenSet
 from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure
 from domain.model import ApiCredential
 from domain.values import RateLimit, RetryPolicy
+from tests.integration.connector_env import ConnectorEnv
 
 GOOD = "sl.u.good-token-000000000000000000000001"
 OTHER = "sl.u.other-token-00000000000000000000002"
@@ -40,42 +38,21 @@ AUTH, RATE, DOWN = (IntegrationError.AUTHENTICATION_FAILED, IntegrationError.RAT
 IDENTITY = "/2/users/get_current_account"
 
 
-@dataclass
-class Env:
-    emu: Any
-    transport: HttpTransport
-    clock: FakeClock
-    sleeps: list[float] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+class Env(ConnectorEnv):
+    service = "dropbox"
 
     def connector(self, token: str = GOOD, **kw: Any) -> DropboxConnector:
         kw.setdefault("retry", RetryPolicy(max_retries=3, base_delay=0.5, max_delay=2.0))
-        connector = build_connector("dropbox", ApiCredential.from_tokens(token), app_id="int_test",
-                                    base_url=self.emu.base_url, transport=self.transport,
-                                    observer=self.records.append, clock=self.clock, sleep=self.sleep, **kw)
+        connector = self.build(ApiCredential.from_tokens(token), app_id="int_test", base_url=self.emu.base_url,
+                               **kw)
         assert isinstance(connector, DropboxConnector)
         return connector
 
     def oauth_client(self, client: ClientCredentials = CLIENT) -> OAuthClient:
-        return OAuthClient(oauth_provider("dropbox").with_auth_base(self.emu.origin), client, self.transport,
-                           clock=self.clock)
+        return super().oauth_client(client)
 
-    async def consent(self, client: ClientCredentials = CLIENT) -> tuple[TokenSet, str]:
-        provider = oauth_provider("dropbox").with_auth_base(self.emu.origin)
-        state, verifier = protocol.new_state(), protocol.new_verifier()
-        url = protocol.authorization_url(provider, client.client_id, REDIRECT, provider.default_scopes, state,
-                                         verifier)
-        async with aiohttp.ClientSession() as browser, browser.get(url, allow_redirects=False) as answer:
-            assert answer.status == 302, await answer.text()
-            location = answer.headers["Location"]
-        code = protocol.code_from_redirect(location, state, REDIRECT)
-        return await self.oauth_client(client).exchange_code(code, REDIRECT, verifier), url
-
+    async def consent(self, client: ClientCredentials = CLIENT, redirect: str = REDIRECT) -> tuple[TokenSet, str]:
+        return await super().consent(client, redirect)
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 
-from connectors.base import ApiRequest, CallRecord, Connector
+from connectors.base import ApiRequest, Connector
 from connectors.emulators import EMULATORS
-from connectors.factory import build_connector
 from connectors.gitlab import OAUTH
 from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
@@ -28,6 +26,7 @@ from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure
 from domain.model import ApiCredential, ApiKey
 from domain.values import RateLimit, RetryPolicy
+from tests.integration.connector_env import ConnectorEnv
 
 PAT = "glpat-test-token-0000000000000001"
 OTHER = "glpat-test-token-0000000000000002"
@@ -37,30 +36,16 @@ AUTH, RATE, DOWN = (IntegrationError.AUTHENTICATION_FAILED, IntegrationError.RAT
                     IntegrationError.SERVICE_UNAVAILABLE)
 
 
-@dataclass
-class Env:
-    emu: Any
-    transport: HttpTransport
-    clock: FakeClock
-    sleeps: list[float] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+class Env(ConnectorEnv):
+    service = "gitlab"
 
     def connector(self, credential: ApiCredential | None = None, **kw: Any) -> Connector:
         kw.setdefault("base_url", self.emu.base_url)
-        return build_connector("gitlab", credential or ApiCredential.from_api_key(ApiKey(PAT)), app_id="int_gl",
-                               transport=self.transport, observer=self.records.append, clock=self.clock,
-                               sleep=self.sleep, **kw)
+        return self.build(credential or ApiCredential.from_api_key(ApiKey(PAT)), app_id="int_gl", **kw)
 
-    def oauth_client(self) -> OAuthClient:
+    def oauth_client(self, client: ClientCredentials = CLIENT) -> OAuthClient:
         # a self-managed instance: the provider re-rooted at the emulator's origin, like https://git.example.com
-        return OAuthClient(oauth_provider("gitlab").with_auth_base(self.emu.origin), CLIENT, self.transport,
-                           clock=self.clock)
-
+        return super().oauth_client(client)
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:

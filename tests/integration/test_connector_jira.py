@@ -8,16 +8,14 @@ Time: emulator, gate, connector and OAuth client share one FakeClock; sleeps mov
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 
-from connectors.base import ApiRequest, CallRecord, Connector
+from connectors.base import ApiRequest, Connector
 from connectors.emulators import EMULATORS
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
@@ -30,6 +28,7 @@ from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure
 from domain.model import ApiCredential, ApiKey
 from domain.values import RateLimit, RetryPolicy
+from tests.integration.connector_env import ConnectorEnv
 
 TOKEN = "ATATT3xFfGF0-jira-test-token-00000001"
 OTHER = "ATATT3xFfGF0-jira-test-token-00000002"
@@ -39,31 +38,18 @@ AUTH, RATE, DOWN, CONFIG = (IntegrationError.AUTHENTICATION_FAILED, IntegrationE
                             IntegrationError.SERVICE_UNAVAILABLE, IntegrationError.INVALID_CONFIGURATION)
 
 
-@dataclass
-class Env:
-    emu: Any
-    transport: HttpTransport
-    clock: FakeClock
-    sleeps: list[float] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+class Env(ConnectorEnv):
+    service = "jira"
 
     def api_key(self, token: str = TOKEN) -> ApiCredential:
         return ApiCredential.from_api_key(ApiKey(f"{self.emu.account_email(token)}:{token}"))
 
     def connector(self, credential: ApiCredential | None = None, **kw: Any) -> Connector:
         kw.setdefault("base_url", self.emu.origin)          # the site root: /rest/api/3 is appended
-        return build_connector("jira", credential or self.api_key(), app_id="int_jira", transport=self.transport,
-                               observer=self.records.append, clock=self.clock, sleep=self.sleep, **kw)
+        return self.build(credential or self.api_key(), app_id="int_jira", **kw)
 
-    def oauth_client(self) -> OAuthClient:
-        return OAuthClient(oauth_provider("jira").with_auth_base(self.emu.origin), CLIENT, self.transport,
-                           clock=self.clock)
-
+    def oauth_client(self, client: ClientCredentials = CLIENT) -> OAuthClient:
+        return super().oauth_client(client)
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:

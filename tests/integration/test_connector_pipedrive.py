@@ -7,15 +7,13 @@ Time: emulator, gate and connector share one FakeClock; sleeps move it, so nothi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 
-from connectors.base import ApiRequest, CallRecord, Connector
+from connectors.base import ApiRequest, Connector
 from connectors.emulators import PipedriveEmulator
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
@@ -28,6 +26,7 @@ from domain.clock import FakeClock
 from domain.errors import IntegrationError, IntegrationFailure, RateLimitExceededException
 from domain.model import ApiCredential
 from domain.values import ApiKey, RateLimit, RetryPolicy
+from tests.integration.connector_env import ConnectorEnv
 
 TOKEN = "pd-api-token-0000000000000000000000000001"
 OTHER = "pd-api-token-0000000000000000000000000002"
@@ -37,24 +36,12 @@ AUTH, RATE = IntegrationError.AUTHENTICATION_FAILED, IntegrationError.RATE_LIMIT
 ME = ApiRequest("GET", "/api/v1/users/me")
 
 
-@dataclass
-class Env:
-    emu: PipedriveEmulator
-    transport: HttpTransport
-    clock: FakeClock
-    sleeps: list[float] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+class Env(ConnectorEnv):
+    service = "pipedrive"
 
     def connector(self, credential: ApiCredential | None = None, **kw: Any) -> Connector:
         kw.setdefault("base_url", self.emu.base_url)
-        return build_connector("pipedrive", credential or ApiCredential.from_api_key(ApiKey(TOKEN)),
-                               app_id="int_pd", transport=self.transport, observer=self.records.append,
-                               clock=self.clock, sleep=self.sleep, **kw)
+        return self.build(credential or ApiCredential.from_api_key(ApiKey(TOKEN)), app_id="int_pd", **kw)
 
     def gate(self) -> CallGate:
         # far looser than Pipedrive: whatever holds calls back was learnt from the provider

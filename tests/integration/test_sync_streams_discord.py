@@ -13,7 +13,7 @@ import pytest
 from connectors.emulators import EMULATORS
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
-from connectors.streams import STREAMS, LocalChange, PushRefused, Stream, StreamError
+from connectors.streams import STREAMS, LocalChange, PushRefused, StreamError
 from connectors.streams.discord import DiscordMessages
 from domain.clock import FakeClock
 from domain.model import ApiCredential

@@ -14,7 +14,7 @@ import pytest
 from connectors.emulators import EMULATORS
 from connectors.factory import build_connector
 from connectors.http import HttpTransport
-from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused, Stream
+from connectors.streams import STREAMS, CursorExpired, LocalChange, PushRefused
 from connectors.streams.dropbox import DropboxFiles
 from domain.model import ApiCredential
 from domain.values import RetryPolicy

@@ -5,7 +5,6 @@ delta position. Driven the way the runner drives it: pages until ``done``, each 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
