@@ -53,6 +53,7 @@ class Env(ConnectorEnv):
     def channels(self) -> list[str]:
         return [c.id for g in self.emu.world.guilds for c in g.channels]
 
+
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     clock = FakeClock()

@@ -54,6 +54,7 @@ class Env(ConnectorEnv):
     async def consent(self, client: ClientCredentials = CLIENT, redirect: str = REDIRECT) -> tuple[TokenSet, str]:
         return await super().consent(client, redirect)
 
+
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     clock = FakeClock()

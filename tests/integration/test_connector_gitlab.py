@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from connectors.base import ApiRequest, Connector
@@ -19,7 +18,7 @@ from connectors.emulators import EMULATORS
 from connectors.gitlab import OAUTH
 from connectors.http import HttpTransport
 from connectors.limits import CallGate, MemoryQuotaStore
-from connectors.oauth import oauth_provider, protocol
+from connectors.oauth import protocol
 from connectors.oauth.client import OAuthClient
 from connectors.oauth.protocol import ClientCredentials, GrantInvalid
 from domain.clock import FakeClock
@@ -47,6 +46,7 @@ class Env(ConnectorEnv):
         # a self-managed instance: the provider re-rooted at the emulator's origin, like https://git.example.com
         return super().oauth_client(client)
 
+
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     clock = FakeClock()
@@ -62,15 +62,8 @@ async def env() -> AsyncIterator[Env]:
 
 
 async def consent(env: Env) -> protocol.TokenSet:
-    provider = oauth_provider("gitlab").with_auth_base(env.emu.origin)
-    state, verifier = protocol.new_state(), protocol.new_verifier()
-    url = protocol.authorization_url(provider, CLIENT.client_id, REDIRECT, provider.default_scopes, state, verifier)
-    async with aiohttp.ClientSession() as browser:
-        async with browser.get(url, allow_redirects=False) as answer:
-            assert answer.status == 302
-            location = answer.headers["Location"]
-    code = protocol.code_from_redirect(location, state, REDIRECT)
-    return await env.oauth_client().exchange_code(code, REDIRECT, verifier)
+    tokens, _ = await env.consent(CLIENT, REDIRECT)
+    return tokens
 
 
 async def attempt(connector: Connector, request: ApiRequest) -> Any:

@@ -51,6 +51,7 @@ class Env(ConnectorEnv):
     def oauth_client(self, client: ClientCredentials = CLIENT) -> OAuthClient:
         return super().oauth_client(client)
 
+
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     clock = FakeClock()
