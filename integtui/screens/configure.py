@@ -11,8 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from integd.client import DaemonUnavailable, RpcCallError
-from integtui.screens.connect import Call, error_text
+from integtui.screens.connect import Call, call_or_report
 
 LIMIT_FIELDS = ("per_minute", "per_hour", "per_day", "burst")
 FLOAT_FIELDS = ("timeout", "check_interval")
@@ -125,12 +124,6 @@ class ConfigureModal(ModalScreen[dict[str, Any] | None]):
 
     @work(exclusive=True, exit_on_error=False, group="configure")
     async def save(self, params: dict[str, Any]) -> None:
-        try:
-            updated = await self.call("apps.configure", params)
-        except RpcCallError as exc:
-            self._error(f"Refused: {error_text(exc)}")
-            return
-        except DaemonUnavailable as exc:
-            self._error(str(exc))
-            return
-        self.dismiss(updated)
+        updated = await call_or_report(self.call, "apps.configure", params, self._error)
+        if updated is not None:
+            self.dismiss(updated)

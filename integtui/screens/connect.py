@@ -57,6 +57,18 @@ def error_text(error: RpcCallError) -> str:
     return error.message
 
 
+async def call_or_report(call: Call, method: str, params: dict[str, Any],
+                         report: Callable[[str], None]) -> Any | None:
+    """One RPC from a form: its result, or None after ``report`` showed why it failed (refused or unreachable)."""
+    try:
+        return await call(method, params)
+    except RpcCallError as exc:
+        report(f"Refused: {error_text(exc)}")
+    except DaemonUnavailable as exc:
+        report(str(exc))
+    return None
+
+
 class ConnectModal(ModalScreen[dict[str, Any] | None]):
     """Dismisses with the connected app, or None when cancelled.
 
@@ -217,25 +229,14 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
 
     @work(exclusive=True, exit_on_error=False, group="connect")
     async def submit(self, params: dict[str, Any]) -> None:
-        try:
-            created = await self.call("apps.connect", params)
-        except RpcCallError as exc:
-            self._error(f"Refused: {error_text(exc)}")
-            return
-        except DaemonUnavailable as exc:
-            self._error(str(exc))
-            return
-        self.dismiss(created)
+        created = await call_or_report(self.call, "apps.connect", params, self._error)
+        if created is not None:
+            self.dismiss(created)
 
     @work(exclusive=True, exit_on_error=False, group="connect")
     async def begin(self, params: dict[str, Any]) -> None:
-        try:
-            self.flow = await self.call("oauth.begin", params)
-        except RpcCallError as exc:
-            self._error(f"Refused: {error_text(exc)}")
-            return
-        except DaemonUnavailable as exc:
-            self._error(str(exc))
+        self.flow = await call_or_report(self.call, "oauth.begin", params, self._error)
+        if self.flow is None:
             return
         self.query_one("#oauth-prompt", Label).update(flow_prompt(self.flow))
         redirect = self.query_one("#redirect", Input)
@@ -247,15 +248,11 @@ class ConnectModal(ModalScreen[dict[str, Any] | None]):
 
     @work(exclusive=True, exit_on_error=False, group="connect")
     async def complete(self, flow_id: str, pasted: str) -> None:
-        try:
-            done = await self.call("oauth.complete", {"flow_id": flow_id, "redirect_url": pasted})
-        except RpcCallError as exc:
-            self._error(f"Refused: {error_text(exc)}")  # a typo can be fixed: the flow is still started
-            return
-        except DaemonUnavailable as exc:
-            self._error(str(exc))
-            return
-        await self._finish(done)
+        # A refused paste can be fixed and sent again: the flow is still started.
+        done = await call_or_report(self.call, "oauth.complete", {"flow_id": flow_id, "redirect_url": pasted},
+                                    self._error)
+        if done is not None:
+            await self._finish(done)
 
     async def _finish(self, flow: dict[str, Any]) -> None:
         """The flow ended: dismiss with the new app, or say why not."""
