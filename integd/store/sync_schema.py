@@ -93,3 +93,36 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (provider, delivery_id)
 ) WITHOUT ROWID;
 """
+
+
+# Migration 6: ``records`` becomes a rowid table with a UNIQUE (job_id, remote_id) index. As a WITHOUT ROWID table
+# every record (about 1 KB of JSON) lived inside the primary-key B-tree, so a batch of 100 inserts at scattered
+# key positions dirtied and rewrote about a hundred full pages at COMMIT; now the rows append to the table's end
+# and only the small index entries land at scattered positions. Measured with 20,000 GitHub issues in 100-row
+# committed batches: 1.20 s -> 0.35 s (bench/bench_sync.py; SQLite's own advice is WITHOUT ROWID only for rows
+# under about 1/20 of a page).
+RECORDS_ROWID_SQL = """
+CREATE TABLE records_new (
+    job_id          TEXT NOT NULL REFERENCES sync_jobs(id) ON DELETE CASCADE,
+    remote_id       TEXT NOT NULL,
+    app_id          TEXT NOT NULL,
+    stream          TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    remote_modified REAL,
+    local_modified  REAL,
+    content_hash    TEXT NOT NULL,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    version         INTEGER NOT NULL DEFAULT 1,
+    dirty           INTEGER NOT NULL DEFAULT 0,
+    base_modified   REAL,
+    seen_run        TEXT,
+    UNIQUE (job_id, remote_id)
+);
+INSERT INTO records_new (job_id, remote_id, app_id, stream, data, remote_modified, local_modified, content_hash,
+                         deleted, version, dirty, base_modified, seen_run)
+    SELECT job_id, remote_id, app_id, stream, data, remote_modified, local_modified, content_hash, deleted, version,
+           dirty, base_modified, seen_run FROM records ORDER BY remote_modified, remote_id;
+DROP TABLE records;
+ALTER TABLE records_new RENAME TO records;
+CREATE INDEX records_dirty ON records(job_id, dirty) WHERE dirty <> 0;
+"""

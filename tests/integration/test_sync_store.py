@@ -123,3 +123,39 @@ async def test_a_webhook_delivery_id_is_accepted_once(store):
         assert await store.first_delivery(conn, "github", "d-1", now=1.0)
         assert not await store.first_delivery(conn, "github", "d-1", now=2.0)
         assert await store.first_delivery(conn, "slack", "d-1", now=2.0)
+
+
+async def test_migration_6_keeps_every_record_of_a_version_5_store(tmp_path: Path):
+    """A store written before migration 6 (records WITHOUT ROWID) keeps its records, their versions, dirty flags
+    and the (job, remote id) uniqueness when records becomes a rowid table."""
+    path = tmp_path / "integd.db"
+    old = await Database.open(path, MIGRATIONS[:5])
+    async with old.write() as conn:
+        await conn.execute("INSERT INTO apps (id, owner, service, name, status, rate_limit, timeout, check_interval, "
+                           "created_at, updated_at) VALUES (?, 'alice', 'github', 'gh', 'connected', '{}', 30, 300, "
+                           "0, 0)", (APP,))
+    old_store = SyncStore(old)
+    job = await new_job(old_store)
+    await apply(old_store, job, [rec(str(n), f"t{n}", modified=float(n)) for n in range(1, 6)])
+    async with old.write() as conn:
+        await conn.execute("UPDATE records SET dirty = ?, version = 7 WHERE remote_id = '3'", (TO_PUSH,))
+    await old.close()
+
+    db = await Database.open(path, MIGRATIONS)
+    try:
+        sql = (await db.fetchone("SELECT sql FROM sqlite_master WHERE name = 'records'"))["sql"]
+        assert "WITHOUT ROWID" not in sql and "UNIQUE (job_id, remote_id)" in sql
+        store = SyncStore(db)
+        rows = await db.fetchall("SELECT remote_id, version, dirty, data FROM records ORDER BY rowid")
+        assert [(r["remote_id"], r["version"], r["dirty"]) for r in rows] == [
+            ("1", 1, 0), ("2", 1, 0), ("3", 7, TO_PUSH), ("4", 1, 0), ("5", 1, 0)]
+        assert json.loads(rows[1]["data"]) == {"title": "t2"}
+        assert [r["remote_id"] for r in await store.to_push(job.id, 10)] == ["3"]
+        counts = await apply(store, job, [rec("5", "t5", modified=5.0), rec("6", "t6", modified=6.0)])
+        assert (counts.created, counts.unchanged) == (1, 1)
+        with pytest.raises(Exception, match="UNIQUE"):
+            async with db.write() as conn:
+                await conn.execute("INSERT INTO records (job_id, remote_id, app_id, stream, data, content_hash) "
+                                   "VALUES (?, '1', ?, 'github/issues', '{}', 'x')", (job.id, APP))
+    finally:
+        await db.close()
