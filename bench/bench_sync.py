@@ -39,7 +39,7 @@ from integd.bootstrap import Daemon
 from integd.client import IntegdClient
 from integd.config import Config, Paths
 from integd.logging import configure_logging
-from integd.store.sync_schema import SYNC_MIGRATION_SQL
+from integd.store.sync_schema import RECORDS_ROWID_SQL, SYNC_MIGRATION_SQL
 
 TOKEN = "ghp_benchToken0000000000000000000000001"
 
@@ -112,8 +112,9 @@ async def baseline(rows: list[tuple[Any, ...]], folder: Path) -> tuple[float, fl
         async with aiosqlite.connect(folder / name, isolation_level=None) as db:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.executescript("CREATE TABLE apps (id TEXT PRIMARY KEY);" + SYNC_MIGRATION_SQL.replace(
-                "REFERENCES apps(id) ON DELETE CASCADE", "").replace("REFERENCES sync_jobs(id) ON DELETE CASCADE", ""))
+            schema = SYNC_MIGRATION_SQL + RECORDS_ROWID_SQL          # the store's records table, indexes included
+            await db.executescript(schema.replace("REFERENCES apps(id) ON DELETE CASCADE", "").replace(
+                "REFERENCES sync_jobs(id) ON DELETE CASCADE", ""))
             started = time.perf_counter()
             for i in range(0, len(rows), batch):
                 await db.execute("BEGIN IMMEDIATE")
@@ -152,7 +153,7 @@ async def stored_rows(daemon: Daemon, job_id: str) -> list[tuple[Any, ...]]:
     async with daemon.db.read() as conn:
         return list(await conn.execute_fetchall(
             "SELECT job_id, remote_id, app_id, stream, data, remote_modified, local_modified, content_hash, deleted, "
-            "version, dirty, base_modified FROM records WHERE job_id = ?", (job_id,)))
+            "version, dirty, base_modified FROM records WHERE job_id = ? ORDER BY rowid", (job_id,)))  # as written
 
 
 async def edit_upstream(http: aiohttp.ClientSession, base: str, repo: str, count: int) -> None:
