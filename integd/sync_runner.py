@@ -245,12 +245,8 @@ class SyncRunner:
     async def _commit_page(self, run: Run, job: SyncJob, cursor: dict[str, Any], page: Page) -> None:
         full_pass = cursor.get("pass") if cursor.get("full") else None
         if page.records or page.cursor != cursor or (page.done and full_pass):
-            async with self.store.transaction() as tx:
-                now = self.clock.time()
-                counts = await self.records.apply_page(tx.conn, job, page.records, pass_token=full_pass, now=now,
-                                                       cursor=page.cursor)
-                if page.done and full_pass:
-                    counts.deleted += await self.records.sweep(tx.conn, job, full_pass, now=now)
+            counts = await self.records.commit_page(job, page.records, pass_token=full_pass, now=self.clock.time(),
+                                                    cursor=page.cursor, sweep=bool(page.done and full_pass))
             run.counts.add(counts)
         else:
             run.counts.pages += 1

@@ -195,10 +195,22 @@ class SyncStore:
                 return [_row_to_job(r) for r in await cur.fetchall()]
 
     # ---- pulled pages ---------------------------------------------------------------------------------------
+    async def commit_page(self, job: SyncJob, records: Sequence[RemoteRecord], *, pass_token: str | None,
+                          now: float, cursor: dict[str, Any] | None, sweep: bool = False) -> SyncCounts:
+        """A pulled page as ONE transaction and ONE call on the writer's thread (``Database.write_call``): merge
+        ``records``, store ``cursor``, and when ``sweep`` (the last page of a full pass ``pass_token``) tombstone
+        what the pass did not see. The counts of what changed."""
+        def work(db: sqlite3.Connection) -> SyncCounts:
+            counts = self._apply_sync(db, job, records, pass_token, now, cursor)
+            if sweep and pass_token is not None:
+                counts.deleted += self._sweep_sync(db, job, pass_token, now)
+            return counts
+        return await self.db.write_call(work)
+
     async def apply_page(self, conn: aiosqlite.Connection, job: SyncJob, records: Sequence[RemoteRecord], *,
                          pass_token: str | None, now: float, cursor: dict[str, Any] | None = None) -> SyncCounts:
-        """Merge one page of remote records into the store (and store ``cursor``, if given); the counts of what
-        changed. The whole batch runs as ONE call on the connection's thread (see :func:`in_thread`)."""
+        """Merge one page of remote records inside an open write transaction (and store ``cursor``, if given);
+        the counts of what changed. The whole batch runs as ONE call on the connection's thread."""
         return await in_thread(conn, self._apply_sync, job, records, pass_token, now, cursor)
 
     def _apply_sync(self, db: sqlite3.Connection, job: SyncJob, records: Sequence[RemoteRecord],
@@ -285,16 +297,20 @@ class SyncStore:
                               rec.remote_id))
 
     async def sweep(self, conn: aiosqlite.Connection, job: SyncJob, pass_token: str, *, now: float) -> int:
-        """After a full refresh: tombstone every live, in-step record the pass did not see."""
-        async with conn.execute(
-                "SELECT remote_id, version FROM records WHERE job_id = ? AND deleted = 0 AND dirty = 0 "
-                "AND remote_id NOT LIKE 'local-%' AND (seen_run IS NULL OR seen_run <> ?)",
-                (job.id, pass_token)) as cur:
-            gone = await cur.fetchall()
+        """After a full refresh: tombstone every live, in-step record the pass did not see (in an open write
+        transaction); how many."""
+        return await in_thread(conn, self._sweep_sync, job, pass_token, now)
+
+    @staticmethod
+    def _sweep_sync(db: sqlite3.Connection, job: SyncJob, pass_token: str, now: float) -> int:
+        gone = db.execute(
+            "SELECT remote_id, version FROM records WHERE job_id = ? AND deleted = 0 AND dirty = 0 "
+            "AND remote_id NOT LIKE 'local-%' AND (seen_run IS NULL OR seen_run <> ?)",
+            (job.id, pass_token)).fetchall()
         if gone:
-            await conn.executemany("UPDATE records SET deleted = 1, version = version + 1 "
-                                   "WHERE job_id = ? AND remote_id = ?", [(job.id, r[0]) for r in gone])
-            await conn.executemany(
+            db.executemany("UPDATE records SET deleted = 1, version = version + 1 WHERE job_id = ? AND remote_id = ?",
+                           [(job.id, r[0]) for r in gone])
+            db.executemany(
                 "INSERT INTO record_changes (job_id, app_id, stream, remote_id, op, origin, version, at) "
                 "VALUES (?, ?, ?, ?, 'deleted', 'remote', ?, ?)",
                 [(job.id, job.app_id, job.key, r[0], r[1] + 1, now) for r in gone])

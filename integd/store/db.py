@@ -7,6 +7,9 @@ Concurrency model (see reference/libraries.md section 4 for the experiments behi
   read-then-write transaction never hits the deferred-upgrade "database is locked" trap) and ends with COMMIT,
   or ROLLBACK on any ``BaseException``. aiosqlite is thread-safe but not transaction-safe: without the lock a
   statement from another task would silently join the open transaction.
+* ``db.write_call(fn)`` runs a whole transaction (BEGIN IMMEDIATE, ``fn(sqlite3_conn)``, COMMIT) as ONE call on
+  the writer's thread, under the same lock: for hot batch writes, where a thread round trip per statement costs
+  more than the statements (a page of synced records: 3 round trips instead of 1 was 25% of the sync's time).
 * **Cancellation** does not stop a statement already queued on aiosqlite's thread, so COMMIT/ROLLBACK run to
   completion even when the task is cancelled (``_uncancellable``), and the cancellation is re-raised after.
 * **Readers** (``readers`` connections, ``PRAGMA query_only``) are handed out one task at a time from a queue,
@@ -299,6 +302,46 @@ class Database:
             finally:
                 scope.active = False
                 _CURRENT_WRITE.reset(token)
+
+    async def write_call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """One write transaction run as ONE call on the writer's thread: BEGIN IMMEDIATE, ``fn(conn)``, COMMIT
+        (ROLLBACK if ``fn`` raises); ``fn``'s result.
+
+        For hot batch writes (a page of synced records): ``write()`` costs a thread round trip per statement
+        plus BEGIN and COMMIT, and under load each round trip also waits for the GIL. ``fn`` gets the plain
+        ``sqlite3.Connection`` and must only run statements on it (no awaits, no event-loop objects). Takes the
+        same lock as ``write()`` and is refused inside one. A cancellation while ``fn`` runs waits for the
+        transaction to end (committed or rolled back) and is re-raised after; so is a failure, translated.
+
+        Example::
+
+            n = await db.write_call(lambda c: c.executemany("INSERT INTO t VALUES (?)", rows).rowcount)
+        """
+        self._check_open()
+        if self.in_write():
+            raise StoreError(f"nested write transaction on {self.path}: do the work inside the open write() "
+                             "(pass its connection down) instead of opening another")
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._lock:
+            self._check_open()
+            writer = self._writer
+            try:
+                # aiosqlite has no public "run this on your thread"; _execute/_conn are unchanged from 0.17 to
+                # 0.22.1 (the pinned range), and the lock keeps every other statement off the connection.
+                return await _uncancellable(writer._execute(lambda: transaction(writer._conn)))
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, "write transaction") from exc
 
     async def _commit(self) -> None:
         try:

@@ -231,6 +231,57 @@ async def _write_once(db: Database) -> None:
         await conn.execute("UPDATE counter SET n = n + 1")
 
 
+async def test_write_call_is_one_whole_transaction(db: Database) -> None:
+    def insert(conn: sqlite3.Connection) -> int:
+        conn.executemany("INSERT INTO app VALUES (?, ?)", [("a", "A"), ("b", "B")])
+        conn.execute("UPDATE counter SET n = n + 2")
+        return conn.execute("SELECT count(*) FROM app").fetchone()[0]
+
+    assert await db.write_call(insert) == 2
+
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO app VALUES ('c', 'C')")
+        conn.execute("UPDATE counter SET n = n + 1")
+        conn.execute("INSERT INTO app VALUES ('a', 'again')")      # the primary key refuses it
+
+    with pytest.raises(ConstraintViolation, match="integd.db"):
+        await db.write_call(half_then_fail)
+
+    def own_error(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO app VALUES ('d', 'D')")
+        raise LookupError("the caller's own")
+
+    with pytest.raises(LookupError, match="the caller's own"):
+        await db.write_call(own_error)
+    assert [r["id"] for r in await db.fetchall("SELECT id FROM app ORDER BY id")] == ["a", "b"]
+    assert (await db.fetchone("SELECT n FROM counter"))["n"] == 2
+    async with db.write() as conn:                                 # the writer is left with no open transaction
+        await conn.execute("UPDATE counter SET n = n + 1")
+        with pytest.raises(StoreError, match="nested write transaction"):
+            await db.write_call(insert)
+    assert (await db.fetchone("SELECT n FROM counter"))["n"] == 3
+
+
+async def test_cancelled_write_call_ends_its_transaction_first(db: Database) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO app VALUES ('slow', 's')")
+        started.set()
+        release.wait(10)
+
+    task = asyncio.create_task(db.write_call(slow))
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done()                                         # waits for the thread, does not abandon it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [r["id"] for r in await db.fetchall("SELECT id FROM app")] == ["slow"]   # it had committed
+    await _write_once(db)
+
+
 async def test_hooks_run_after_commit_or_rollback(db: Database) -> None:
     seen: list[str] = []
     async with db.write():
