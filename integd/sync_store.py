@@ -303,18 +303,13 @@ class SyncStore:
 
     @staticmethod
     def _sweep_sync(db: sqlite3.Connection, job: SyncJob, pass_token: str, now: float) -> int:
-        gone = db.execute(
-            "SELECT remote_id, version FROM records WHERE job_id = ? AND deleted = 0 AND dirty = 0 "
-            "AND remote_id NOT LIKE 'local-%' AND (seen_run IS NULL OR seen_run <> ?)",
-            (job.id, pass_token)).fetchall()
-        if gone:
-            db.executemany("UPDATE records SET deleted = 1, version = version + 1 WHERE job_id = ? AND remote_id = ?",
-                           [(job.id, r[0]) for r in gone])
-            db.executemany(
-                "INSERT INTO record_changes (job_id, app_id, stream, remote_id, op, origin, version, at) "
-                "VALUES (?, ?, ?, ?, 'deleted', 'remote', ?, ?)",
-                [(job.id, job.app_id, job.key, r[0], r[1] + 1, now) for r in gone])
-        return len(gone)
+        unseen = ("job_id = ? AND deleted = 0 AND dirty = 0 AND remote_id NOT LIKE 'local-%' "
+                  "AND (seen_run IS NULL OR seen_run <> ?)")
+        db.execute("INSERT INTO record_changes (job_id, app_id, stream, remote_id, op, origin, version, at) "
+                   f"SELECT job_id, ?, ?, remote_id, 'deleted', 'remote', version + 1, ? FROM records WHERE {unseen} "
+                   "ORDER BY rowid", (job.app_id, job.key, now, job.id, pass_token))
+        return db.execute(f"UPDATE records SET deleted = 1, version = version + 1 WHERE {unseen}",
+                          (job.id, pass_token)).rowcount
 
     # ---- local changes and pushes ---------------------------------------------------------------------------
     async def record_in(self, conn: aiosqlite.Connection, job_id: str, remote_id: str) -> aiosqlite.Row | None:
