@@ -31,7 +31,9 @@ Data: per account, a mailbox (labels; messages with id, threadId, internalDate, 
 every change with increasing ids) and a Drive (folders and files with id, parents, modifiedTime, version; a
 change log with increasing ids). Gmail `history.list` and Drive `changes.list` serve those logs (issue 6):
 a `startHistoryId` older than the retained history (`history_retention` records, 0 keeps all) is Gmail's
-404 (the client must resync); a Drive page token outside the change log is a 400. `PATCH files/{id}` updates
+404 (the client must resync); a Drive page token outside the change log is a 400. Drive push channels
+(`POST /drive/v3/changes/watch`, `POST /drive/v3/channels/stop`; every change-log entry notifies the account's
+channels) live in google_push.py, one `PushChannels` at `emu.push`. `PATCH files/{id}` updates
 metadata; `delete_message`, `relabel_message`, `rename_file` and `remove_file` change data as another client
 would, and enter the logs.
 
@@ -52,6 +54,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
@@ -62,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import (ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, Call, Emulator, Quota, Reply, Route,
                    TokenRecord, TokenStatus, WindowState, decode_cursor, digest_int, encode_cursor, int_param,
                    json_response, pick, read_body, seeded)
+from .google_push import ChannelError, PushChannels
 from .oauth import AuthorizationServer, Dialect, OAuthServerOptions, Refusal
 
 GMAIL, DRIVE = "/gmail/v1", "/drive/v3"
@@ -226,9 +230,12 @@ class Drive:
     root_id: str
     files: dict[str, DriveFile] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)  # {"id", "fileId", "time", "removed"}
+    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)  # told of each new change
 
     def record(self, item: DriveFile, now: float, removed: bool = False) -> None:
         self.changes.append({"id": len(self.changes) + 1, "fileId": item.id, "time": now, "removed": removed})
+        for listener in self.listeners:
+            listener()
 
 
 def derive_account(subject: str) -> Account:
@@ -367,6 +374,7 @@ class GoogleEmulator(Emulator):
         super().__init__(*args, **kwargs)
         # the emulator's own authorization server: `self.oauth.register_client(...)`, knobs in `self.oauth.options`
         self.oauth = AuthorizationServer(self, OAuthServerOptions(**OAUTH_OPTIONS), dialect=GoogleDialect())
+        self.push = PushChannels(self.clock)   # Drive changes.watch channels and their deliveries
 
     def mount(self, app: web.Application) -> None:
         self.oauth.mount(app)
@@ -375,6 +383,13 @@ class GoogleEmulator(Emulator):
         await super().start(host, port, allow_remote=allow_remote)
         self._base_url = self.origin + self.api_prefix
         return self._base_url
+
+    async def stop(self) -> None:
+        """Stop listening and close the push deliveries (undelivered notifications are dropped)."""
+        try:
+            await super().stop()
+        finally:
+            await self.push.close()
 
     def on_token_added(self, record: TokenRecord) -> None:
         account = derive_account(record.subject or record.token)
@@ -390,7 +405,9 @@ class GoogleEmulator(Emulator):
 
     def drive(self, account: Account) -> Drive:
         if account.email not in self.drives:
-            self.drives[account.email] = generate_drive(self.seed, account, self.options.files_per_user)
+            drive = generate_drive(self.seed, account, self.options.files_per_user)
+            drive.listeners.append(lambda: self.push.changed(account.email))
+            self.drives[account.email] = drive
         return self.drives[account.email]
 
     # --- routes -------------------------------------------------------------------------------------
@@ -409,6 +426,8 @@ class GoogleEmulator(Emulator):
             Route("GET", DRIVE + "/changes/startPageToken", self._api(self.start_page_token, 1, DRIVE_READ)),
             Route("GET", DRIVE + "/changes", self._api(self.list_changes, 1, DRIVE_READ)),
             Route("PATCH", DRIVE + "/files/{fileId}", self._api(self.update_file, 1, DRIVE_WRITE)),
+            Route("POST", DRIVE + "/changes/watch", self._api(self.watch_changes, 1, DRIVE_READ)),
+            Route("POST", DRIVE + "/channels/stop", self._api(self.stop_channel, 1, DRIVE_READ)),
             Route("GET", gmail_user + "/history", self._api(self.list_history, 2, GMAIL_READ)),
             # OpenID Connect userinfo (openidconnect.googleapis.com/v1, www.googleapis.com/oauth2/v3)
             Route("GET", "/v1/userinfo", self._api(self.userinfo, 0, USERINFO_SCOPES)),
@@ -703,11 +722,7 @@ class GoogleEmulator(Emulator):
     async def list_changes(self, call: Call) -> web.StreamResponse:
         """Drive `changes.list` from a page token (a position in the change log)."""
         drive = self.drive(self.account(call))
-        token = call.params.get("pageToken", "")
-        if not token.isdigit() or not 1 <= int(token) <= len(drive.changes) + 1:
-            raise Reply(google_error(400, f"Invalid Value: pageToken {token[:40]}", "invalid",
-                                     location="pageToken", locationType="parameter"))
-        start = int(token) - 1
+        start = self._change_position(call, drive)
         size = int_param(call.params.get("pageSize"), 100, 1, 1000)
         page = drive.changes[start:start + size]
         changes = []
@@ -724,6 +739,35 @@ class GoogleEmulator(Emulator):
         else:
             body["newStartPageToken"] = str(len(drive.changes) + 1)
         return json_response(body)
+
+    @staticmethod
+    def _change_position(call: Call, drive: Drive) -> int:
+        """The change-log index a `pageToken` names; 400 when it is outside the log."""
+        token = call.params.get("pageToken", "")
+        if not token.isdigit() or not 1 <= int(token) <= len(drive.changes) + 1:
+            raise Reply(google_error(400, f"Invalid Value: pageToken {token[:40]}", "invalid",
+                                     location="pageToken", locationType="parameter"))
+        return int(token) - 1
+
+    async def watch_changes(self, call: Call) -> web.StreamResponse:
+        """Drive `changes.watch`: open a push channel on the account's changes (google_push.py)."""
+        account = self.account(call)
+        position = self._change_position(call, self.drive(account))
+        body = await self._json(call)
+        uri = f"{self.origin}{DRIVE}/changes?alt=json&pageToken={position + 1}"
+        try:
+            channel = self.push.register(account.email, body, uri)
+        except ChannelError as e:
+            raise Reply(google_error(e.status, e.message, e.reason, domain=e.domain, **e.where)) from None
+        return json_response(channel.resource())
+
+    async def stop_channel(self, call: Call) -> web.StreamResponse:
+        """Drive `channels.stop`: 204, or 404 for a channel this account does not have live."""
+        try:
+            self.push.stop(self.account(call).email, await self._json(call))
+        except ChannelError as e:
+            raise Reply(google_error(e.status, e.message, e.reason, domain=e.domain, **e.where)) from None
+        return web.Response(status=204)
 
     async def update_file(self, call: Call) -> web.StreamResponse:
         """Drive `files.update` of metadata: name, description, starred, trashed."""
