@@ -53,6 +53,7 @@ MAX_TOKEN = 256                         # Google's documented token limit [unver
 MAX_ADDRESS = 2048
 RETRYABLE = frozenset({500, 502, 503, 504})   # Google retries these with backoff [unverified: push guide]
 LOOPBACK_NAMES = frozenset({"localhost"})
+USER_AGENT = "APIs-Google (+https://developers.google.com/webmasters/APIs-Google.html)"   # [unverified]
 
 
 class ChannelError(Exception):
@@ -310,7 +311,7 @@ class PushChannels:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
         return self._session
 
     async def _deliver(self, channel: Channel, number: int, state: str) -> None:
@@ -334,7 +335,8 @@ class PushChannels:
     async def _post(self, address: str, headers: dict[str, str]) -> tuple[int, str]:
         """One attempt: (status, "") or (0, the error's class name) when no answer came."""
         try:
-            async with self._http().post(address, data=b"", headers=headers, allow_redirects=False) as resp:
+            async with self._http().post(address, data=b"", headers=headers, allow_redirects=False,
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 await resp.read()
                 return resp.status, ""
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -33,10 +33,15 @@ class Receiver:
     status: int = 200
     got: asyncio.Queue[dict[str, str]] = field(default_factory=asyncio.Queue)
     bodies: list[bytes] = field(default_factory=list)
+    agents: set[str] = field(default_factory=set)
+    hold: asyncio.Event | None = None            # when set to an unset Event: answer only once it is set
 
     async def handle(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.read())
+        self.agents.add(request.headers.get("User-Agent", ""))
         self.got.put_nowait({k: v for k, v in request.headers.items() if k.lower().startswith("x-goog-")})
+        if self.hold is not None:
+            await self.hold.wait()
         return web.Response(status=self.status)
 
     def all(self) -> list[dict[str, str]]:
@@ -135,7 +140,8 @@ async def test_watch_delivers_sync_then_numbered_changes_until_stopped(env: Env)
         [("change", "2"), ("change", "3"), ("change", "4")]
     assert all(h["X-Goog-Channel-Token"] == "chan-secret" and h["X-Goog-Resource-ID"] == channel["resourceId"]
                for h in changes)
-    assert env.hook.bodies == [b""] * 4
+    assert env.hook.bodies == [b""] * 4 and env.hook.agents == {
+        "APIs-Google (+https://developers.google.com/webmasters/APIs-Google.html)"}
     assert [(d["number"], d["state"], d["status"]) for d in env.emu.push.delivered] == \
         [(1, "sync", 200), (2, "change", 200), (3, "change", 200), (4, "change", 200)]
 
@@ -227,7 +233,18 @@ async def test_stop_refuses_wrong_resource_another_account_and_missing_fields(en
     assert status == 400 and reason(body) == ("required", "id")
     async with env.http.post("/drive/v3/channels/stop", json={"id": "sync_job1"}) as resp:
         assert resp.status == 401                # no token
+    await env.emu.push.drain()
+    env.hook.all()
+    env.hook.hold = asyncio.Event()               # message 1 is in flight while 2 and 3 wait in the queue
+    status, held = await env.watch(env.channel_body("held"))
+    assert status == 200 and (await env.hook.got.get())["X-Goog-Channel-ID"] == "held"
+    env.emu.rename_file(env.email(), some_file(env), "queued-1")
+    env.emu.rename_file(env.email(), some_file(env), "queued-2")
+    assert (await env.stop({"id": "held", "resourceId": held["resourceId"]}))[0] == 204
     assert (await env.stop({"id": "sync_job1", "resourceId": channel["resourceId"]}))[0] == 204
+    env.hook.hold.set()
+    await env.emu.push.drain()
+    assert [(d["channel"], d["number"]) for d in env.emu.push.delivered if d["channel"] == "held"] == [("held", 1)]
 
 
 async def test_watch_and_stop_need_a_drive_scope_and_spend_drive_quota(env: Env) -> None:
@@ -265,7 +282,7 @@ async def test_failed_deliveries_are_retried_logged_and_dropped(env: Env) -> Non
     assert "chan-secret" not in repr(logs)
 
 
-async def test_unreachable_address_is_logged_with_status_0(env: Env) -> None:
+async def test_unreachable_or_silent_address_is_logged_with_status_0(env: Env) -> None:
     with socket.socket() as sock:                 # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -276,6 +293,15 @@ async def test_unreachable_address_is_logged_with_status_0(env: Env) -> None:
     assert env.emu.push.delivered == [{"channel": "dead", "number": 1, "state": "sync", "status": 0,
                                        "attempts": 3}]
     assert any(e["event"] == "push.delivery_failed" and e["error"] for e in logs)
+    env.hook.hold, env.emu.push.timeout, env.emu.push.retry_delays = asyncio.Event(), 0.05, ()
+    with capture_logs() as logs:
+        assert (await env.watch(env.channel_body("silent")))[0] == 200
+        await env.emu.push.drain()
+    env.hook.hold.set()
+    assert env.emu.push.delivered[-1] == {"channel": "silent", "number": 1, "state": "sync", "status": 0,
+                                          "attempts": 1}
+    assert [e["error"] for e in logs if e["event"] == "push.delivery_failed"] in (["ServerTimeoutError"],
+                                                                                  ["TimeoutError"])
 
 
 async def test_emulator_stop_closes_push_and_drops_channels(env: Env) -> None:
