@@ -204,6 +204,14 @@ class WebhooksConfig(_Strict):
     github_secret_file: AbsPath | None = None
     slack_signing_secret_file: AbsPath | None = None
     google_channel_token_file: AbsPath | None = None
+    # Where providers reach this listener from outside (the reverse proxy's https URL; ``/webhooks/<provider>``
+    # is appended). With it and ``google_channel_token_file`` set, integd registers a Drive push channel
+    # (changes.watch) for every realtime Drive sync job, renews it before it expires and stops it when the job
+    # goes (integd/sync_channels.py).
+    public_url: HttpUrlStr | None = None
+    # A channel's requested lifetime (Google caps the changes resource at about a week); renewed once less than
+    # a quarter of it is left.
+    google_channel_hours: Annotated[float, Field(ge=1, le=168)] = 144.0
     # Every other provider that signs its deliveries (connectors.webhooks.VERIFIERS: discord, dropbox, gitlab,
     # hubspot, jira, pipedrive): service name -> file holding its secret (Discord: the application's public key
     # in hex; Pipedrive: "user:password" of the webhook's Basic auth). Route: POST /webhooks/<service>.

@@ -26,6 +26,7 @@ from domain import (ConflictResolution, FrequencyKind, InvalidConfiguration, Inv
 from domain.sync import jittered, new_job_id, validate_frequency
 from integd import api_sync
 from integd.store.db import ConstraintViolation
+from integd.sync_channels import DriveChannels
 from integd.sync_runner import SyncRunner
 from integd.sync_store import SyncStore, record_dict
 from integd.usecases import Actor
@@ -99,6 +100,7 @@ class SyncService:
                                  full_refresh_every=cfg.full_refresh_every,
                                  progress=self._progress, on_finished=self._finished)
         self.scheduler = SyncScheduler(self, jitter=cfg.jitter, seed=daemon.seed)
+        self.channels: DriveChannels | None = None     # Drive push channels, when the webhook listener can get them
         self._stop = asyncio.Event()
 
     # ---- life ---------------------------------------------------------------------------------------------
@@ -129,6 +131,10 @@ class SyncService:
                 self.scheduler.schedule(job)
         if not self._stop.is_set():
             self.daemon.spawn(again(), name=f"sync-reschedule:{job_id}")
+
+    def _jobs_changed(self) -> None:
+        if self.channels is not None:
+            self.channels.poke()
 
     async def _progress(self, job: SyncJob, progress: dict[str, Any]) -> None:
         await self.daemon.subscriptions.notify_app(job.app_id, job.user, "sync.progress", {"progress": progress})
@@ -195,6 +201,7 @@ class SyncService:
             raise InvalidConfiguration(f"app {app.id} already has a sync job for {job.key}",
                                        field="resource") from None
         self.scheduler.schedule(job)
+        self._jobs_changed()
         return job
 
     async def list(self, actor: Actor, app_id: str | None) -> list[SyncJob]:
@@ -223,6 +230,7 @@ class SyncService:
             conflict_resolution=ConflictResolution(p.conflict_resolution) if p.conflict_resolution else None,
             batch_size=p.batch_size))
         self.scheduler.schedule(job)
+        self._jobs_changed()
         return job
 
     async def run(self, actor: Actor, p: api_sync.SyncRunParams) -> tuple[SyncJob, bool]:
@@ -244,11 +252,13 @@ class SyncService:
     async def pause(self, actor: Actor, job_id: str) -> SyncJob:
         job = await self._change(actor, job_id, lambda j: j.pause(now=self.clock.time()))
         self.scheduler.remove(job_id)
+        self._jobs_changed()
         return job
 
     async def resume(self, actor: Actor, job_id: str) -> SyncJob:
         job = await self._change(actor, job_id, lambda j: j.resume(now=self.clock.time()))
         self.scheduler.schedule(job)
+        self._jobs_changed()
         return job
 
     async def delete(self, actor: Actor, job_id: str) -> None:
@@ -258,6 +268,7 @@ class SyncService:
             job.deleted(now=self.clock.time())
             await self.records.delete_job(tx, job)
         self.scheduler.remove(job_id)
+        self._jobs_changed()
 
     # ---- conflicts and records ------------------------------------------------------------------------------
     async def conflicts(self, actor: Actor, p: api_sync.SyncConflictsParams) -> list[dict[str, Any]]:
@@ -345,6 +356,12 @@ async def start(daemon: Daemon) -> None:
     if daemon.config.webhooks.bind:
         daemon.webhooks = WebhookListener(daemon.config.webhooks, daemon.sync, daemon.store, daemon.clock)
         await daemon.webhooks.start()
+        hooks = daemon.config.webhooks
+        if hooks.public_url and daemon.webhooks.google_token is not None:
+            daemon.sync.channels = DriveChannels(
+                daemon.sync, address=hooks.public_url.rstrip("/") + "/webhooks/google",
+                token=daemon.webhooks.google_token.decode(), lifetime=hooks.google_channel_hours * 3600)
+            daemon.spawn(daemon.sync.channels.run(daemon.sync._stop), name="sync-drive-channels")
 
 
 async def stop(daemon: Daemon) -> None:

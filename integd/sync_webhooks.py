@@ -11,7 +11,8 @@ job of that service (a delta run with nothing new is one cheap request).
 Trust model: nothing in a delivery is trusted before its signature checks out against a secret read from a file
 named in the config (connectors.webhooks: GitHub HMAC-SHA256; Slack v0 with its 5-minute window; Google sends
 no signature, so its ``X-Goog-Channel-Token`` must equal the token integd's channels are registered with, compared
-in constant time, and ``X-Goog-Channel-ID`` must name an existing Drive sync job). An invalid
+in constant time, and ``X-Goog-Channel-ID`` must name a live channel integd registered for a Drive sync job,
+integd/sync_channels.py, with the same ``X-Goog-Resource-ID``). An invalid
 delivery gets 401, one warning log line naming the provider, the reason and the peer (never a secret or a
 signature), and nothing is enqueued. A valid delivery's id (``X-GitHub-Delivery``, Slack's ``event_id``) is
 recorded in the store (Google: channel id + ``X-Goog-Message-Number``); the same id again is a replay: 200 and
@@ -189,9 +190,12 @@ class WebhookListener:
                                 if token else "no X-Goog-Channel-Token header")
         channel = request.headers.get("X-Goog-Channel-ID", "")
         number = request.headers.get("X-Goog-Message-Number", "")
-        job = await self.service.records.get_job(channel) if channel else None
+        channels = self.service.channels
+        job_id = await channels.job_for(channel, request.headers.get("X-Goog-Resource-ID")) \
+            if channels is not None and channel else None
+        job = await self.service.records.get_job(job_id) if job_id else None
         if job is None or job.service != "google_drive":
-            return self._refuse("google", request, "X-Goog-Channel-ID names no Drive sync job")
+            return self._refuse("google", request, "X-Goog-Channel-ID names no live channel of a Drive sync job")
         if request.headers.get("X-Goog-Resource-State") == "sync":      # the channel's first message
             return web.json_response({"ok": True, "started": []})
         if not number.isdigit():

@@ -15,6 +15,9 @@ Drive (resource ``me``). Full pass: ``changes/startPageToken`` first, then ``fil
 raises CursorExpired. Push: metadata update = ``PATCH files/{id}`` (name, description, starred, trashed); a
 local delete trashes the file. Conflict check: ``files.get``'s ``modifiedTime``.
 
+Push channels (``DriveFiles.watch`` / ``stop_watch``): ``changes.watch`` from a page token and ``channels.stop``;
+integd/sync_channels.py registers and renews them for realtime jobs.
+
 Cursors: Gmail ``{"history": id, "page": token?, "full"?, "pass"?}``; Drive ``{"token": t, "page": token?,
 "full"?, "pass"?}``.
 """
@@ -22,13 +25,32 @@ Cursors: Gmail ``{"history": id, "page": token?, "full"?, "pass"?}``; Drive ``{"
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
 from connectors.base import ApiRequest, ApiResponse
-from connectors.streams.base import (CursorExpired, LocalChange, Page, PushRefused, RemoteRecord, Stream,
-                                     StreamError, UnsupportedChange)
+from connectors.streams.base import (
+    CursorExpired,
+    LocalChange,
+    Page,
+    PushRefused,
+    RemoteRecord,
+    Stream,
+    StreamError,
+    UnsupportedChange,
+)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A registered push channel: our id, the provider's resource id (needed to stop it), expiry (epoch s)."""
+
+    id: str
+    resource_id: str
+    expires_at: float
+
 
 _DRIVE_FIELDS = "id,name,mimeType,parents,trashed,version,createdTime,modifiedTime,size,md5Checksum"
 
@@ -221,6 +243,36 @@ class DriveFiles(Stream):
             return None
         _check(resp, "Drive files.get")
         return drive_record(resp.body)
+
+    # ---- push channels (apis-storage-dev.md §1 "Webhooks") --------------------------------------------------
+    async def watch(self, channel_id: str, address: str, token: str, *, expires_at: float,
+                    page_token: str | None) -> Channel:
+        """Register a push channel on the changes resource from ``page_token`` (None: from now); Google may
+        shorten the expiry, so the answer's counts. ``address`` gets ``X-Goog-*`` POSTs (integd/sync_webhooks.py).
+        """
+        if page_token is None:
+            start = await self.call(ApiRequest("GET", "/changes/startPageToken"))
+            _check(start, "Drive changes.getStartPageToken")
+            page_token = start.body.get("startPageToken")
+        resp = await self.call(ApiRequest("POST", "/changes/watch", params={"pageToken": page_token}, json={
+            "id": channel_id, "type": "web_hook", "address": address, "token": token,
+            "expiration": int(expires_at * 1000)}))
+        _check(resp, "Drive changes.watch")
+        try:
+            expiry = int(resp.body["expiration"]) / 1000
+        except (KeyError, TypeError, ValueError):
+            raise StreamError("Drive changes.watch answered without a numeric expiration") from None
+        return Channel(str(resp.body.get("id") or channel_id), str(resp.body.get("resourceId") or ""), expiry)
+
+    async def stop_watch(self, channel_id: str, resource_id: str) -> bool:
+        """Stop a channel; False when Google no longer knows it (expired or already stopped)."""
+        resp = await self.call(ApiRequest("POST", "/channels/stop", json={"id": channel_id,
+                                                                         "resourceId": resource_id}))
+        if resp.status == 404:
+            return False
+        if not 200 <= resp.status < 300:
+            raise StreamError(f"Drive channels.stop: {resp.status} {_google_message(resp)}")
+        return True
 
     async def push(self, change: LocalChange) -> RemoteRecord:
         if change.remote_id is None:

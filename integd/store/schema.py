@@ -5,7 +5,7 @@ Never edit a released migration: add the next number. Each runs in its own trans
 
 from __future__ import annotations
 
-from integd.store.sync_schema import RECORDS_ROWID_SQL, SYNC_MIGRATION_SQL
+from integd.store.sync_schema import PUSH_CHANNELS_SQL, RECORDS_ROWID_SQL, SYNC_MIGRATION_SQL
 from integd.sinks_store import MIGRATION_SQL as SINKS_MIGRATION_SQL
 from integd.oauth_store import OAUTH_MIGRATION_SQL
 from integd.vault import VAULT_MIGRATION_SQL
@@ -89,6 +89,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, OAUTH_MIGRATION_SQL),    # OAuth client registrations and grant state (integd/oauth_store.py)
     (5, SYNC_MIGRATION_SQL),    # data synchronisation (integd/sync*.py)
     (6, RECORDS_ROWID_SQL),     # records: a rowid table (bulk inserts append instead of splitting the key B-tree)
+    (7, PUSH_CHANNELS_SQL),     # Drive push channels registered for realtime sync jobs (integd/sync_channels.py)
 ]
 
 HEALTH_HISTORY = 50

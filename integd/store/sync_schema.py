@@ -126,3 +126,20 @@ DROP TABLE records;
 ALTER TABLE records_new RENAME TO records;
 CREATE INDEX records_dirty ON records(job_id, dirty) WHERE dirty <> 0;
 """
+
+
+# Migration 7: Drive push channels (changes.watch) integd registered, one row per live channel
+# (integd/sync_channels.py). No foreign key to sync_jobs: a deleted job's channel must outlive the job's row long
+# enough to be stopped at the provider.
+PUSH_CHANNELS_SQL = """
+CREATE TABLE push_channels (
+    id          TEXT PRIMARY KEY,                 -- our channel id (X-Goog-Channel-ID)
+    job_id      TEXT NOT NULL,
+    app_id      TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    resource_id TEXT,                             -- the provider's id of the watched resource (for stop)
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE INDEX push_channels_job ON push_channels(job_id);
+"""

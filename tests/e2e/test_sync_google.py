@@ -4,10 +4,8 @@ a full resync on its own, and a Drive metadata push racing a rename upstream."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-import aiohttp
 import pytest
 
 from connectors.emulators import EMULATORS
@@ -109,32 +107,3 @@ async def test_drive_changes_and_a_push_racing_a_rename(google_env):
                                       "data": {**record["data"], "name": "renamed-by-integd"}})
     pushed = await run(client, job["id"])
     assert pushed["last_counts"]["pushed"] == 1 and drive.files[ids[3]].name == "renamed-by-integd"
-
-
-async def test_drive_push_notification_needs_the_channel_token_and_is_not_replayed(google_env):
-    daemon, client, emu = google_env
-    app_id = await connect_oauth(client, "google_drive")
-    job = await client.call("sync.create", {"app_id": app_id, "stream": "files", "resource": "me",
-                                            "frequency": {"kind": "realtime"}})
-    synced: asyncio.Queue[str] = asyncio.Queue()
-    daemon.bus.subscribe("test", lambda e: synced.put_nowait(e.payload["job_id"]) if e.type == "data.synced"
-                         else None)
-    url = f"http://127.0.0.1:{daemon.webhooks.port}/webhooks/google"
-
-    def headers(**extra: str) -> dict[str, str]:
-        return {"X-Goog-Channel-ID": job["id"], "X-Goog-Channel-Token": CHANNEL_TOKEN.decode(),
-                "X-Goog-Resource-State": "change", "X-Goog-Message-Number": "2", **extra}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, headers=headers(**{"X-Goog-Channel-Token": "guessed"})) as forged:
-            assert forged.status == 401
-        async with http.post(url, headers=headers(**{"X-Goog-Channel-ID": "sync_nope"})) as unknown:
-            assert unknown.status == 401
-        first = headers(**{"X-Goog-Resource-State": "sync", "X-Goog-Message-Number": "1"})
-        async with http.post(url, headers=first) as hello:
-            assert hello.status == 200 and (await hello.json())["started"] == []
-        async with http.post(url, headers=headers()) as valid:
-            assert (await valid.json())["started"] == [job["id"]]
-        assert await asyncio.wait_for(synced.get(), 10) == job["id"]
-        async with http.post(url, headers=headers()) as again:
-            assert (await again.json())["replayed"] is True
-    assert (await client.call("sync.get", {"job_id": job["id"]}))["runs"] == 1

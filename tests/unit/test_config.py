@@ -107,6 +107,8 @@ def test_log_level_is_case_insensitive(tmp_path: Path) -> None:
     ("[services.github.rate_limit]\nper_minute = -1\n", "services.github.rate_limit.per_minute", "greater than 0"),
     ('[sinks.a]\nevents = ["*"]\n', "sinks.a.url", "required"),
     ('[usage.plans.pro]\ndaily_limit = 0\n', "usage.plans.pro.daily_limit", "greater than 0"),
+    ('[webhooks]\npublic_url = "example.org"\n', "webhooks.public_url", "URL"),
+    ("[webhooks]\ngoogle_channel_hours = 200\n", "webhooks.google_channel_hours", "less than or equal to 168"),
 ])
 def test_bad_values_name_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = write(tmp_path, text)
