@@ -48,6 +48,7 @@ SCOPES = {
     "auth.test": (),
     "conversations.list": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "conversations.history": ("channels:history", "groups:history", "im:history", "mpim:history"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history", "mpim:history"),
     "chat.postMessage": ("chat:write",),
     "users.list": ("users:read",),
 }
@@ -60,10 +61,12 @@ class SlackOptions(BaseModel):
 
     channels: int = Field(40, ge=1, le=2000)
     messages_per_channel: int = Field(120, ge=0, le=200_000)
+    thread_every: int = Field(10, ge=0, le=10_000)   # every Nth generated message starts a thread of 1-3 replies
     cursor_ttl: float = Field(0.0, ge=0.0)  # seconds a history page cursor stays valid (0: forever)
     members: int = Field(25, ge=0, le=2000)
     tier_limits: dict[str, int] = Field(default_factory=lambda: {
-        "auth.test": 100, "conversations.list": 20, "conversations.history": 50, "users.list": 20})
+        "auth.test": 100, "conversations.list": 20, "conversations.history": 50, "conversations.replies": 50,
+        "users.list": 20})
     tier_window: float = Field(60.0, gt=0)
     post_message_limit: int = Field(1, ge=1)  # per channel; "about one per second" [V, approximate]
     post_message_window: float = Field(1.0, gt=0)
@@ -178,7 +181,24 @@ class SlackEmulator(Emulator):
         for k in range(self.options.messages_per_channel):
             micros = (start + k * 3600 + rng.randrange(3000)) * 1_000_000 + rng.randrange(1_000_000)
             channel.messages.append(Message(micros, rng.choice(authors), f"{rng.choice(ADJECTIVES)} update #{k}"))
+        self._threads(channel, authors)
         return channel
+
+    def _threads(self, channel: Channel, authors: list[str]) -> None:
+        """Replies to every `thread_every`-th message, minutes after it (their own generator: adding threads
+        does not move the rest of the generated workspace)."""
+        every = self.options.thread_every
+        rng = seeded(self.seed, "threads", channel.id)
+        for k, parent in enumerate(channel.messages):
+            if not every or k % every != every - 1:
+                continue
+            parent.thread_ts = parent.ts
+            for j in range(1 + rng.randrange(3)):
+                reply = Message(parent.ts + (j + 1) * 60_000_000 + rng.randrange(1_000_000), rng.choice(authors),
+                                f"re: {rng.choice(NOUNS)} ({j + 1})")
+                reply.thread_ts = parent.ts
+                channel.replies.append(reply)
+                parent.reply_count += 1
 
     def on_token_added(self, record: TokenRecord) -> None:
         token = record.token
@@ -249,7 +269,8 @@ class SlackEmulator(Emulator):
 
     def routes(self) -> list[Route]:
         methods = {"auth.test": self.auth_test, "conversations.list": self.conversations_list,
-                   "conversations.history": self.conversations_history, "chat.postMessage": self.chat_post_message,
+                   "conversations.history": self.conversations_history,
+                   "conversations.replies": self.conversations_replies, "chat.postMessage": self.chat_post_message,
                    "users.list": self.users_list}
         return [Route("*", "/" + name, handler, name=name) for name, handler in methods.items()]
 
@@ -313,6 +334,34 @@ class SlackEmulator(Emulator):
         if has_more:
             issued = f"|{int(self.clock())}" if self.options.cursor_ttl else ""
             body["response_metadata"] = {"next_cursor": encode_cursor(f"next_ts:{ts_text(page[-1].ts)}{issued}")}
+        return json_response(body)
+
+    async def conversations_replies(self, call: Call) -> web.StreamResponse:
+        """A thread: its parent first, then the replies oldest first inside `oldest`/`latest`, paged by cursor.
+        A message without replies comes back alone (an ordinary, unthreaded message)."""
+        self._require_scope(call)
+        channel = self._find_channel(call.params.get("channel"))
+        micros = parse_ts(call.params.get("ts"))
+        parent = next((m for m in channel.messages if m.ts == micros), None) if micros is not None else None
+        if parent is None:
+            raise fail("thread_not_found")
+        oldest, latest, inclusive = self._history_bounds(call)
+        replies = sorted((r for r in channel.replies if r.thread_ts == parent.ts and r is not parent
+                          and (oldest <= r.ts <= latest if inclusive else oldest < r.ts < latest)),
+                         key=lambda r: r.ts)
+        after = 0
+        if call.params.get("cursor"):
+            after = parse_ts(decode_cursor(str(call.params["cursor"]), "next_ts:") or "") or 0
+            if not after:
+                raise fail("invalid_cursor")
+        limit = int_param(call.params.get("limit"), 1000, 1, 1000)
+        rest = [r for r in replies if r.ts >= after]
+        page, has_more = rest[:limit], len(rest) > limit
+        messages = [] if after else [self._message_json(parent)]
+        messages += [{**self._message_json(r), "parent_user_id": parent.user} for r in page]
+        body: dict[str, Any] = {"ok": True, "messages": messages, "has_more": has_more}
+        if has_more:
+            body["response_metadata"] = {"next_cursor": encode_cursor(f"next_ts:{ts_text(rest[limit].ts)}")}
         return json_response(body)
 
     def _fresh_cursor(self, text: str) -> str:

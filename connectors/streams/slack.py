@@ -6,8 +6,15 @@ the next pass's ``oldest`` only when the pass is over, so a crash mid-pass resum
 with the same ``oldest`` and nothing between is skipped. A page cursor Slack no longer accepts
 (``invalid_cursor``) raises CursorExpired: the runner starts a full refresh.
 
-Edits and deletions do not appear as new history rows: a full refresh (every message is listed, the unseen are
-tombstoned by the runner) catches them, and the Events API webhook triggers a delta run for new messages.
+Threads: history lists only top-level messages (a parent carries ``reply_count``). For each parent on a page,
+``conversations.replies`` (parent first, then the replies oldest first, cursor-paged) brings its replies INTO the
+same page, so they commit with the page's cursor. A reply's ``thread_ts`` names its parent; a parent deleted
+meanwhile (``thread_not_found``) has no replies to add. The pass's high-water mark counts top-level messages
+only.
+
+Edits and deletions do not appear as new history rows, nor do new replies to a parent older than the delta's
+``oldest``: a full refresh (every message and every thread is listed, the unseen are tombstoned by the runner)
+catches them, and the Events API webhook triggers a delta run for new messages.
 
 Cursor: ``{"oldest": "<ts>", "next": <page cursor> | None, "high": "<ts>" | None, "full"?: true, "pass"?: token}``.
 Push: ``chat.postMessage`` creates a message; edits and deletions are not pushed (UnsupportedChange).
@@ -83,12 +90,36 @@ class SlackMessages(Stream):
         high = cursor.get("high")
         for r in records:
             high = _max_ts(high, r.remote_id)
+        for m in messages:
+            if m.get("reply_count") and m.get("thread_ts") in (None, m["ts"]):
+                records.extend(await self._replies(m["ts"]))
         meta = resp.body.get("response_metadata") or {}
         following = meta.get("next_cursor") if isinstance(meta, dict) else None
         if following:
             keep = {k: cursor[k] for k in ("full", "pass") if k in cursor}
             return Page(records, {**keep, "oldest": params["oldest"], "next": following, "high": high}, done=False)
         return Page(records, {"oldest": high or params["oldest"], "next": None, "high": None}, done=True)
+
+    async def _replies(self, parent_ts: str) -> list[RemoteRecord]:
+        """Every reply in the thread of ``parent_ts`` (the parent itself, listed first by Slack, is left out)."""
+        found: list[RemoteRecord] = []
+        page_cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"channel": self.resource, "ts": parent_ts, "limit": 200}
+            if page_cursor:
+                params["cursor"] = page_cursor
+            resp = await self.call(ApiRequest("GET", "/conversations.replies", params=params))
+            if isinstance(resp.body, dict) and resp.body.get("error") == "thread_not_found":
+                return found                      # the parent was deleted while we paged
+            self._check(resp, "conversations.replies")
+            replies = resp.body.get("messages")
+            if not isinstance(replies, list):
+                raise StreamError("Slack conversations.replies did not return messages")
+            found.extend(message_record(m) for m in replies if not (isinstance(m, dict) and m.get("ts") == parent_ts))
+            meta = resp.body.get("response_metadata") or {}
+            page_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            if not page_cursor:
+                return found
 
     async def push(self, change: LocalChange) -> RemoteRecord:
         if change.deleted or change.remote_id is not None:

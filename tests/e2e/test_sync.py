@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
 from connectors.emulators import EMULATORS
@@ -93,7 +94,9 @@ async def test_expired_delta_token_falls_back_to_a_full_resync(client, daemon):
         job = await client.call("sync.create", {"app_id": app["id"], "stream": "messages", "resource": channel.id,
                                                 "batch_size": 20})
         first = await run(client, job["id"])
-        assert first["last_counts"]["created"] == 50 and first["last_counts"]["pages"] == 3
+        replies = len(channel.replies)                           # threads: every 10th message has 1-3 replies
+        assert replies >= 5
+        assert first["last_counts"]["created"] == 50 + replies and first["last_counts"]["pages"] == 3
         victim = f"{channel.messages[10].ts // 1_000_000}.{channel.messages[10].ts % 1_000_000:06d}"
         emu.delete_message(channel.id, victim)
         # a run cut short long ago left a page cursor that Slack has since forgotten
@@ -105,8 +108,38 @@ async def test_expired_delta_token_falls_back_to_a_full_resync(client, daemon):
         assert again["state"] == "idle", again["last_error"]
         assert again["last_counts"]["deleted"] == 1 and again["last_counts"]["created"] == 0
         stored = await records_of(daemon, job["id"])
-        assert stored[victim]["deleted"] and sum(not r["deleted"] for r in stored.values()) == 49
+        assert stored[victim]["deleted"] and sum(not r["deleted"] for r in stored.values()) == 49 + replies
         assert again["cursor"]["next"] is None and float(again["cursor"]["oldest"]) > 0
+    finally:
+        await emu.stop()
+
+
+async def test_slack_threads_come_with_their_parents_and_long_ones_page(client, daemon):
+    emu = EMULATORS["slack"](tokens=[TOKENS["slack"]], seed=5, clock=ManualClock(1_800_000_000.0),
+                             options={"messages_per_channel": 30, "channels": 2, "post_message_limit": 1000})
+    await emu.start()
+    try:
+        app = await connect(client, {"slack": emu}, "slack")
+        channel = emu.channels[0]
+        parent = channel.messages[4]
+        parent_ts = f"{parent.ts // 1_000_000}.{parent.ts % 1_000_000:06d}"
+        async with aiohttp.ClientSession() as http:
+            for n in range(205):                                 # more than one conversations.replies page (200)
+                async with http.post(emu.base_url + "/chat.postMessage", headers={
+                        "Authorization": f"Bearer {TOKENS['slack']}"},
+                        json={"channel": channel.id, "thread_ts": parent_ts, "text": f"reply {n}"}) as r:
+                    assert (await r.json())["ok"] is True
+        job = await client.call("sync.create", {"app_id": app["id"], "stream": "messages", "resource": channel.id})
+        done = await run(client, job["id"])
+        assert done["state"] == "idle", done["last_error"]
+        stored = await records_of(daemon, job["id"])
+        replies = [r for rid, r in stored.items() if r["data"]["thread_ts"] not in (None, rid)]
+        assert len(stored) == 30 + len(channel.replies) and len(replies) == len(channel.replies)
+        long_thread = sorted(r["data"]["text"] for r in replies if r["data"]["thread_ts"] == parent_ts)
+        assert len(long_thread) == 205 and "reply 204" in long_thread
+        assert stored[parent_ts]["data"]["reply_count"] == 205
+        calls = [e.path for e in emu.request_log if e.path.endswith("/conversations.replies")]
+        assert len(calls) == 2 + sum(1 for m in channel.messages if m.reply_count and m is not parent)
     finally:
         await emu.stop()
 

@@ -108,6 +108,45 @@ async def test_history_newest_first_with_cursor(emu: SlackEmulator, http: aiohtt
     assert [m["ts"] for m in inclusive["messages"]] == stamps[10:51]
 
 
+async def test_replies_parent_first_then_oldest_first_with_window_and_cursor(
+        emu: SlackEmulator, http: aiohttp.ClientSession) -> None:
+    general = emu.channels[0]
+    _, history, _ = await call(http, emu, "conversations.history", params={"channel": general.id, "limit": 999})
+    parents = [m for m in history["messages"] if m.get("reply_count")]
+    assert len(parents) == 12 and all(m["thread_ts"] == m["ts"] for m in parents)   # every 10th of 120
+    assert not any(m.get("parent_user_id") for m in history["messages"])            # replies are not history rows
+    parent = parents[0]
+    _, thread, _ = await call(http, emu, "conversations.replies", params={"channel": general.id, "ts": parent["ts"]})
+    first, *replies = thread["messages"]
+    assert first["ts"] == parent["ts"] and thread["has_more"] is False and len(replies) == parent["reply_count"]
+    assert [r["ts"] for r in replies] == sorted((r["ts"] for r in replies), key=float)
+    assert all(r["thread_ts"] == parent["ts"] and r["parent_user_id"] == parent["user"] for r in replies)
+    for n in range(4):
+        await call(http, emu, "chat.postMessage", json={"channel": general.id, "thread_ts": parent["ts"],
+                                                         "text": f"more {n}"})
+        emu.clock.advance(1.0)
+    seen, cursor = [], None
+    while True:
+        params = {"channel": general.id, "ts": parent["ts"], "limit": 2, **({"cursor": cursor} if cursor else {})}
+        _, page, _ = await call(http, emu, "conversations.replies", params=params)
+        seen += [m["ts"] for m in page["messages"]]
+        if not page["has_more"]:
+            break
+        cursor = page["response_metadata"]["next_cursor"]
+    assert seen[0] == parent["ts"] and len(seen) == 1 + len(replies) + 4 and len(set(seen)) == len(seen)
+    _, window, _ = await call(http, emu, "conversations.replies",
+                              params={"channel": general.id, "ts": parent["ts"], "oldest": seen[-2]})
+    assert [m["ts"] for m in window["messages"]] == [parent["ts"], seen[-1]]
+    plain = next(m for m in history["messages"] if not m.get("reply_count"))
+    _, alone, _ = await call(http, emu, "conversations.replies", params={"channel": general.id, "ts": plain["ts"]})
+    assert [m["ts"] for m in alone["messages"]] == [plain["ts"]]
+    for bad, code in (({"ts": "1.000001"}, "thread_not_found"), ({"ts": "soon"}, "thread_not_found"),
+                      ({"ts": parent["ts"], "cursor": "bm9wZQ=="}, "invalid_cursor"),
+                      ({"ts": parent["ts"], "oldest": "x"}, "invalid_ts_oldest")):
+        assert (await call(http, emu, "conversations.replies", params={"channel": general.id, **bad}))[1]["error"] \
+            == code, bad
+
+
 async def test_history_errors(emu: SlackEmulator, http: aiohttp.ClientSession) -> None:
     assert (await call(http, emu, "conversations.history", data={"channel": "C0NOPE"}))[1]["error"] == \
         "channel_not_found"
