@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import json
 import random
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -330,14 +331,15 @@ class SyncService:
 
     # ---- webhooks -------------------------------------------------------------------------------------------
     async def trigger(self, service: str, resource: str | None, reason: str, *,
-                      job_id: str | None = None) -> list[str]:
+                      job_id: str | None = None, threads: Sequence[str] = ()) -> list[str]:
         """A verified webhook delivery: an immediate delta run of every job on that provider resource (None:
-        every job of the service), or of the one job a channel was registered for."""
+        every job of the service), or of the one job a channel was registered for; ``threads`` the delivery
+        named (a Slack reply's thread) are re-read by that run."""
         started = []
         for job in await self.records.jobs(service=service, resource=resource):
             if job.state is SyncState.PAUSED or (job_id is not None and job.id != job_id):
                 continue
-            self.runner.start(job.id, reason=reason)
+            self.runner.start(job.id, reason=reason, threads=threads)
             started.append(job.id)
         return started
 

@@ -61,6 +61,7 @@ class Run:
     phase: str = "starting"
     remaining: int | None = None              # the provider's estimate of records still to pull (progress bars)
     again: str | None = None                  # a reason to run once more right after (a change came in meanwhile)
+    threads: set[str] = field(default_factory=set)   # threads a webhook named, re-read after the pull
 
 
 class SyncRunner:
@@ -79,18 +80,20 @@ class SyncRunner:
     def running(self, job_id: str) -> Run | None:
         return self._runs.get(job_id)
 
-    def start(self, job_id: str, *, full: bool = False, reason: str = "manual") -> Run:
+    def start(self, job_id: str, *, full: bool = False, reason: str = "manual", threads: Any = ()) -> Run:
         """Start a run, or return the one already running (one run per job at a time).
 
         A webhook or a local change arriving during a run may already be behind that run's position, so it
-        earns one follow-up run right after (however many arrive meanwhile: one)."""
+        earns one follow-up run right after (however many arrive meanwhile: one). ``threads`` (a Slack reply's
+        thread, named by its webhook) are re-read after the pull, by this run or the follow-up."""
         current = self._runs.get(job_id)
         if current is not None:
             current.full = current.full or full
+            current.threads.update(threads)
             if reason.startswith(("webhook", "local_change", "resolved")):
                 current.again = reason
             return current
-        run = Run(job_id, full, reason, last_progress=self._now_mono())
+        run = Run(job_id, full, reason, last_progress=self._now_mono(), threads=set(threads))
         self._runs[job_id] = run
         run.task = asyncio.create_task(self._guarded(run), name=f"sync:{job_id}")
         return run
@@ -128,7 +131,7 @@ class SyncRunner:
         finally:
             self._runs.pop(run.job_id, None)
             if run.again is not None and run.cancel_reason is None:
-                self.start(run.job_id, reason=run.again)
+                self.start(run.job_id, reason=run.again, threads=run.threads)
             elif self.on_finished is not None:
                 self.on_finished(run.job_id)
 
@@ -157,7 +160,8 @@ class SyncRunner:
                 await self._push(run, job, stream)
             if job.pulls:
                 run.phase = "pull"
-                await self._pull(run, job, stream)
+                cursor = await self._pull(run, job, stream)
+                await self._pull_threads(run, job, stream, cursor)
         except asyncio.CancelledError:
             await asyncio.shield(self._end(run, run.cancel_reason or "stop"))
             raise
@@ -213,9 +217,10 @@ class SyncRunner:
                 await result
 
     # ---- pull ------------------------------------------------------------------------------------------------
-    async def _pull(self, run: Run, job: SyncJob, stream: Stream) -> None:
+    async def _pull(self, run: Run, job: SyncJob, stream: Stream) -> dict[str, Any]:
         """Pages from the cursor; page N+1 is fetched while page N commits (a read never depends on a write:
-        each page's cursor is self-contained), and pages still commit strictly in order."""
+        each page's cursor is self-contained), and pages still commit strictly in order. The stored cursor at
+        the end."""
         cursor = stream.start_cursor(job.cursor, full=run.full, pass_token=uuid.uuid4().hex)
         restarted = False
         fetching: asyncio.Task[Page] = asyncio.ensure_future(stream.pull(cursor))
@@ -239,8 +244,17 @@ class SyncRunner:
                     await asyncio.gather(following, return_exceptions=True)
                 raise
             if following is None:
-                return
+                return page.cursor
             cursor, fetching = page.cursor, following
+
+    async def _pull_threads(self, run: Run, job: SyncJob, stream: Stream, cursor: dict[str, Any]) -> None:
+        """The threads webhooks named, re-read and committed as one more page at the same cursor (a full pass
+        has read every thread already)."""
+        while run.threads:
+            todo, run.threads = sorted(run.threads), set()
+            if run.full:
+                continue
+            await self._commit_page(run, job, cursor, Page(await stream.pull_threads(todo), cursor, done=True))
 
     async def _commit_page(self, run: Run, job: SyncJob, cursor: dict[str, Any], page: Page) -> None:
         full_pass = cursor.get("pass") if cursor.get("full") else None

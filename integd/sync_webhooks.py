@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from integd.sync import SyncService
 
 log = structlog.get_logger("integd.webhooks")
+_SLACK_TS = re.compile(r"^[0-9]{1,12}\.[0-9]{1,6}$")
 GITHUB_EVENTS = frozenset({"issues", "issue_comment", "label", "milestone"})
 
 
@@ -173,8 +175,11 @@ class WebhookListener:
             log.info("webhook.replayed", provider="slack", delivery=event_id[:64])
             return web.json_response({"ok": True, "replayed": True}, headers={"X-Slack-No-Retry": "1"})
         channel = event.get("channel") if isinstance(event.get("channel"), str) else None
-        started = await self.service.trigger("slack", channel, reason="webhook:" + str(event.get("type"))[:40]) \
-            if channel else []
+        edited = event.get("message") if isinstance(event.get("message"), dict) else {}
+        thread = event.get("thread_ts") or edited.get("thread_ts")   # a reply, or an edited reply
+        threads = [thread] if isinstance(thread, str) and _SLACK_TS.match(thread) else []
+        started = await self.service.trigger("slack", channel, reason="webhook:" + str(event.get("type"))[:40],
+                                             threads=threads) if channel else []
         log.info("webhook.accepted", provider="slack", slack_event=str(event.get("type"))[:40],
                  started=len(started))
         return web.json_response({"ok": True, "started": started})

@@ -141,6 +141,11 @@ class Stream(ABC):
     async def pull(self, cursor: dict[str, Any]) -> Page:
         """The next page after ``cursor``."""
 
+    async def pull_threads(self, threads: list[str]) -> list[RemoteRecord]:
+        """Re-read the named threads (a webhook said a reply came in) - records a delta cannot see, such as a new
+        reply to an old Slack thread. Streams without threads have nothing to add."""
+        return []
+
     async def fetch(self, remote_id: str) -> RemoteRecord | None:
         """The provider's current version of one record (None: gone)."""
         raise UnsupportedChange(f"{self.service} {self.name} cannot read a single record")

@@ -14,7 +14,8 @@ only.
 
 Edits and deletions do not appear as new history rows, nor do new replies to a parent older than the delta's
 ``oldest``: a full refresh (every message and every thread is listed, the unseen are tombstoned by the runner)
-catches them, and the Events API webhook triggers a delta run for new messages.
+catches them. The Events API webhook triggers a delta run for new messages; for a reply (its event names a
+``thread_ts``) that run also re-reads the thread (``pull_threads``), so a reply to an old thread arrives at once.
 
 Cursor: ``{"oldest": "<ts>", "next": <page cursor> | None, "high": "<ts>" | None, "full"?: true, "pass"?: token}``.
 Push: ``chat.postMessage`` creates a message; edits and deletions are not pushed (UnsupportedChange).
@@ -100,8 +101,15 @@ class SlackMessages(Stream):
             return Page(records, {**keep, "oldest": params["oldest"], "next": following, "high": high}, done=False)
         return Page(records, {"oldest": high or params["oldest"], "next": None, "high": None}, done=True)
 
-    async def _replies(self, parent_ts: str) -> list[RemoteRecord]:
-        """Every reply in the thread of ``parent_ts`` (the parent itself, listed first by Slack, is left out)."""
+    async def pull_threads(self, threads: list[str]) -> list[RemoteRecord]:
+        """Each named thread again: its parent (whose ``reply_count`` moved) and every reply."""
+        found: list[RemoteRecord] = []
+        for parent_ts in threads:
+            found.extend(await self._replies(parent_ts, with_parent=True))
+        return found
+
+    async def _replies(self, parent_ts: str, *, with_parent: bool = False) -> list[RemoteRecord]:
+        """Every reply in the thread of ``parent_ts``; the parent itself (listed first by Slack) only if asked."""
         found: list[RemoteRecord] = []
         page_cursor: str | None = None
         while True:
@@ -115,7 +123,8 @@ class SlackMessages(Stream):
             replies = resp.body.get("messages")
             if not isinstance(replies, list):
                 raise StreamError("Slack conversations.replies did not return messages")
-            found.extend(message_record(m) for m in replies if not (isinstance(m, dict) and m.get("ts") == parent_ts))
+            found.extend(message_record(m) for m in replies
+                         if with_parent or not (isinstance(m, dict) and m.get("ts") == parent_ts))
             meta = resp.body.get("response_metadata") or {}
             page_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
             if not page_cursor:

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from connectors.webhooks import github_signature, slack_signature
 from integd.client import IntegdClient
 from integd.config import Config, WebhooksConfig
-from tests.conftest import connect, make_daemon
+from tests.conftest import TOKENS, connect, make_daemon
 from tests.e2e.test_sync import github_repo
 
 GITHUB_SECRET = b"gh-webhook-secret-for-tests"
@@ -37,6 +37,14 @@ async def hooked(short_dir, emulators):
             yield daemon, client, http, synced, f"http://127.0.0.1:{daemon.webhooks.port}"
     finally:
         await daemon.stop()
+
+
+def signed(payload: dict, *, at: float | None = None) -> tuple[bytes, dict]:
+    """A Slack Events API delivery signed with the test's signing secret (at ``at``, default now)."""
+    body = json.dumps(payload).encode()
+    ts = str(int(at if at is not None else time.time()))
+    return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(SLACK_SECRET, ts, body),
+                  "Content-Type": "application/json"}
 
 
 def github_delivery(body: bytes, *, secret: bytes = GITHUB_SECRET, delivery: str | None = None) -> dict:
@@ -76,12 +84,6 @@ async def test_slack_url_verification_signature_window_and_event(hooked, emulato
     channel = emulators["slack"].channels[0].id
     job = await client.call("sync.create", {"app_id": app["id"], "stream": "messages", "resource": channel})
 
-    def signed(payload: dict, *, at: float | None = None) -> tuple[bytes, dict]:
-        body = json.dumps(payload).encode()
-        ts = str(int(at if at is not None else time.time()))
-        return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(SLACK_SECRET, ts, body),
-                      "Content-Type": "application/json"}
-
     challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"      # Slack's documented example
     body, headers = signed({"type": "url_verification", "challenge": challenge})
     answer = await http.post(base + "/webhooks/slack", data=body, headers=headers)
@@ -97,3 +99,34 @@ async def test_slack_url_verification_signature_window_and_event(hooked, emulato
     assert (await again.json())["replayed"] is True and again.headers["X-Slack-No-Retry"] == "1"
     done = await client.call("sync.get", {"job_id": job["id"]})
     assert done["runs"] == 1 and done["last_counts"]["created"] == 120
+
+
+async def test_a_slack_reply_to_an_old_thread_arrives_with_its_event(hooked, emulators):
+    """A delta cannot see a new reply to an old thread (history lists top-level messages only); the event names
+    the thread, and the run it triggers re-reads it."""
+    daemon, client, http, synced, base = hooked
+    emu = emulators["slack"]
+    app = await connect(client, emulators, "slack")
+    channel = emu.channels[0]
+    job = await client.call("sync.create", {"app_id": app["id"], "stream": "messages", "resource": channel.id})
+    await client.call("sync.run", {"job_id": job["id"], "wait": True})
+    parent = channel.messages[3]
+    parent_ts = f"{parent.ts // 1_000_000}.{parent.ts % 1_000_000:06d}"
+    async with http.post(emu.base_url + "/chat.postMessage", headers={"Authorization": f"Bearer {TOKENS['slack']}"},
+                         json={"channel": channel.id, "thread_ts": parent_ts, "text": "late reply"}) as r:
+        reply_ts = (await r.json())["ts"]
+    plain = await client.call("sync.run", {"job_id": job["id"], "wait": True})     # what a delta alone sees
+    assert plain["job"]["last_counts"]["created"] == 0
+    while not synced.empty():                                  # the two runs' own data.synced events
+        synced.get_nowait()
+    event = {"type": "event_callback", "event_id": "Ev0THREAD1",
+             "event": {"type": "message", "channel": channel.id, "ts": reply_ts, "thread_ts": parent_ts}}
+    body, headers = signed(event)
+    async with http.post(base + "/webhooks/slack", data=body, headers=headers) as ok:
+        assert (await ok.json())["started"] == [job["id"]]
+    assert await asyncio.wait_for(synced.get(), 10) == job["id"]
+    reply = await client.call("records.get", {"job_id": job["id"], "remote_id": reply_ts})
+    assert reply["data"]["text"] == "late reply" and reply["data"]["thread_ts"] == parent_ts
+    assert (await client.call("records.get", {"job_id": job["id"], "remote_id": parent_ts}))["data"]["reply_count"] == 1
+    done = await client.call("sync.get", {"job_id": job["id"]})
+    assert done["last_counts"]["created"] == 1 and done["last_counts"]["updated"] == 1
