@@ -364,6 +364,10 @@ async def start(daemon: Daemon) -> None:
                 daemon.sync, address=hooks.public_url.rstrip("/") + "/webhooks/google",
                 token=daemon.webhooks.google_token.decode(), lifetime=hooks.google_channel_hours * 3600)
             daemon.spawn(daemon.sync.channels.run(daemon.sync._stop), name="sync-drive-channels")
+        elif hooks.public_url or daemon.webhooks.google_token is not None:
+            log.warning("sync.channels_off", reason="Drive push channels need both [webhooks] public_url and "
+                        "google_channel_token_file", public_url=bool(hooks.public_url),
+                        channel_token=daemon.webhooks.google_token is not None)
 
 
 async def stop(daemon: Daemon) -> None:
