@@ -174,3 +174,30 @@ async def test_a_refused_watch_is_logged_retried_and_leaves_no_channel(short_dir
     finally:
         await daemon.stop()
         await emu.stop()
+
+
+async def test_a_restarted_daemon_keeps_its_channel_and_still_hears_it(short_dir):
+    daemon, emu = await drive_env(short_dir)
+    try:
+        async with IntegdClient(str(daemon.paths.socket)) as client:
+            job = await realtime_job(client)
+            await run(client, job["id"])
+        await daemon.sync.channels.reconcile()
+        [before] = await daemon.sync.channels.rows()
+        await daemon.stop()
+        daemon = Daemon(daemon.config, daemon.paths, retry=FAST_RETRY)      # same state, same listener address
+        await daemon.start()
+        await daemon.sync.channels.reconcile()
+        assert await daemon.sync.channels.rows() == [before], "kept, not registered again"
+        synced: asyncio.Queue[str] = asyncio.Queue()
+        daemon.bus.subscribe("test", lambda e: synced.put_nowait(e.payload["job_id"]) if e.type == "data.synced"
+                             else None)
+        file_id = sorted(await live(daemon, job["id"]))[0]
+        emu.rename_file(next(iter(emu.drives)), file_id, "renamed while we restarted")
+        await emu.push.drain()
+        assert emu.push.delivered[-1]["status"] == 200
+        assert await asyncio.wait_for(synced.get(), 10) == job["id"]
+        assert (await live(daemon, job["id"]))[file_id]["name"] == "renamed while we restarted"
+    finally:
+        await daemon.stop()
+        await emu.stop()
