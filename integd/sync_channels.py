@@ -104,11 +104,8 @@ class DriveChannels:
         rows = await self.rows()
         failed = False
         keep: dict[str, ChannelRow] = {}
-        for row in sorted(rows, key=lambda r: r.created_at):
+        for row in sorted(rows, key=lambda r: r.created_at):       # the newest good channel of a job wins
             if row.job_id in jobs and row.expires_at - now > self.lifetime / 4:
-                superseded = keep.get(row.job_id)
-                if superseded is not None:
-                    failed |= not await self._stop(superseded, "renewed")
                 keep[row.job_id] = row
         for job in jobs.values():
             if job.id not in keep:
