@@ -1,4 +1,4 @@
-"""The issue's proof, at suite size: kill -9 in the middle of an initial sync with 10% faults, then a restart.
+"""The issue's proof (at suite size unless INTEGD_PROOF_ISSUES says otherwise): kill -9 in the middle of an initial sync with 10% faults, then a restart.
 
 The store must end holding exactly the emulator's issues (none lost, none twice) and the run must resume from
 its committed cursor instead of starting over. Issues are edited while the sync pages (changes_per_list).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import signal
 import sqlite3
 from pathlib import Path
@@ -19,7 +20,9 @@ from integd.client import IntegdClient
 from tests.conftest import TOKENS, connect
 from tests.e2e.test_process import DaemonProcess, wait_until
 
-ISSUES = 2000
+# The issue asks for 20,000; the suite runs 2,000 to stay fast (the mechanism does not depend on volume). The
+# full size: INTEGD_PROOF_ISSUES=20000 .venv/bin/pytest tests/e2e/test_sync_crash.py
+ISSUES = int(os.environ.get("INTEGD_PROOF_ISSUES", "2000"))
 
 
 def store_state(db_path: Path, job_id: str) -> tuple[dict[str, dict], dict[str, int], dict | None]:
@@ -71,7 +74,7 @@ async def test_kill_9_mid_sync_then_restart_holds_exactly_the_emulators_issues(s
         await again.start()                      # finds the job RUNNING, puts it back to IDLE and resumes it
         drainer = asyncio.create_task(drain(again))
         try:
-            async with IntegdClient(str(sock)) as c:
+            async with IntegdClient(str(sock), timeout=max(30.0, ISSUES / 20)) as c:   # a long run at 20,000
                 for _ in range(3):               # a page that failed four times fails the run: run it again
                     done = (await c.call("sync.run", {"job_id": job["id"], "wait": True}))["job"]
                     if done["state"] == "idle" and done["runs"] >= 2:
