@@ -130,6 +130,9 @@ class SyncJobInfo(Result):
     runs: int
     next_run_at: float | None = Field(None, description="When the scheduler runs it next (None: on demand).")
     progress: dict[str, Any] | None = Field(None, description="The running run's counts, if running.")
+    push_channel: dict[str, Any] | None = Field(
+        None, description="The live provider push channel this job is heard through ({id, expires_at}; Drive "
+                          "realtime jobs when [webhooks] public_url is set), else None.")
 
 
 class SyncRunResult(Result):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any, Callable
 
 Render = Callable[[Any], str]
@@ -100,6 +101,11 @@ def render_job(j: dict[str, Any]) -> str:
         >>> render_job({"id": "sync_1", "service": "github", "key": "issues:o/r", "direction": "pull",
         ...             "state": "idle", "last_counts": {"created": 2}, "last_error": None, "progress": None})
         'sync_1  github issues:o/r  pull  idle  (created 2)'
+        >>> print(render_job({"id": "sync_2", "service": "google_drive", "key": "files:me", "direction": "pull",
+        ...                   "state": "idle", "last_counts": {}, "progress": None,
+        ...                   "push_channel": {"id": "ch_1", "expires_at": 1800000000.0}}))
+        sync_2  google_drive files:me  pull  idle
+          push channel ch_1 until 2027-01-15 08:00 UTC
     """
     line = f"{j['id']}  {j['service']} {j['key']}  {j['direction']}  {j['state']}"
     counts = _counts(j["progress"] or j["last_counts"])
@@ -107,6 +113,10 @@ def render_job(j: dict[str, Any]) -> str:
         line += f"  ({counts})"
     if j.get("last_error"):
         line += f"\n  last error: {j['last_error']}"
+    channel = j.get("push_channel")
+    if channel:
+        until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(channel["expires_at"]))
+        line += f"\n  push channel {channel['id']} until {until}"
     return line
 
 

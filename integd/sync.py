@@ -171,7 +171,8 @@ class SyncService:
                 "last_counts": job.last_counts.as_dict(), "totals": job.totals.as_dict(), "runs": job.runs,
                 "next_run_at": self.scheduler.next_run_at(job.id),
                 "progress": ({"phase": run.phase, "remaining": run.remaining, **run.counts.as_dict()}
-                             if run is not None else None)}
+                             if run is not None else None),
+                "push_channel": self.channels.describe(job.id) if self.channels is not None else None}
 
     # ---- jobs ---------------------------------------------------------------------------------------------
     async def create(self, actor: Actor, p: api_sync.SyncCreateParams) -> SyncJob:

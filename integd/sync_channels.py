@@ -71,6 +71,7 @@ class DriveChannels:
         self._token = token
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()                # one pass at a time (the loop, or a caller awaiting one)
+        self._live: dict[str, ChannelRow] = {}     # job id -> its channel, as the last pass left them
 
     @property
     def _db(self) -> Any:
@@ -78,6 +79,11 @@ class DriveChannels:
 
     def poke(self) -> None:
         self._wake.set()
+
+    def describe(self, job_id: str) -> dict[str, Any] | None:
+        """The job's live channel as ``sync.get`` shows it (as of the last pass), or None."""
+        row = self._live.get(job_id)
+        return {"id": row.id, "expires_at": row.expires_at} if row is not None else None
 
     # ---- the loop --------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -113,6 +119,7 @@ class DriveChannels:
                 failed |= registered is None
                 if registered is not None:
                     keep[job.id] = registered
+        self._live = dict(keep)
         kept = {r.id for r in keep.values()}
         for row in rows:
             if row.id not in kept:

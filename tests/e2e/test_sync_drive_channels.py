@@ -125,6 +125,8 @@ async def test_renewal_pause_resume_and_delete_keep_exactly_the_wanted_channels(
     job = await realtime_job(client)
     await channels.reconcile()
     [first] = await channels.rows()
+    shown = (await client.call("sync.get", {"job_id": job["id"]}))["push_channel"]
+    assert shown == {"id": first.id, "expires_at": first.expires_at}
 
     async with daemon.db.write() as conn:                          # five and a half days later, as far as we know
         await conn.execute("UPDATE push_channels SET expires_at = ? WHERE id = ?",
@@ -137,6 +139,7 @@ async def test_renewal_pause_resume_and_delete_keep_exactly_the_wanted_channels(
     await client.call("sync.pause", {"job_id": job["id"]})
     await channels.reconcile()
     assert await channels.rows() == []
+    assert (await client.call("sync.get", {"job_id": job["id"]}))["push_channel"] is None
     assert await stop_at_google(emu, second) == 404
 
     await client.call("sync.resume", {"job_id": job["id"]})
