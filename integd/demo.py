@@ -6,6 +6,7 @@ watch. API-key services connect with a key; OAuth-only services (Gmail, Google D
 Dropbox, Salesforce) go through the real authorization-code + PKCE paste flow against their emulator's
 authorization server, exactly as a person would (the demo plays the browser). Two apps misbehave on purpose: a
 flaky GitHub mirror (a third of its answers are 5xx) and a Slack app whose key the emulator revokes after ~25 s.
+Four sync jobs (GitHub issues, Slack #general with its threads, Gmail, Drive) run at once and then every 5 minutes.
 """
 
 from __future__ import annotations
@@ -130,6 +131,36 @@ async def connect_demo_apps(daemon: Daemon, emus: dict[str, Any], user: str) -> 
     return ids
 
 
+# One sync job per service whose stream the demo shows: (service, stream, resource of the first such demo app).
+def _demo_resource(service: str, emus: dict[str, Any], demo: DemoApp) -> str:
+    if service == "github":
+        emu = emus[demo.emulator]
+        login = emu.users[demo.token].login
+        return login + "/" + next(r.name for (o, _), r in emu.repos.items() if o == login.lower() and not r.private)
+    if service == "slack":
+        return emus[demo.emulator].channels[0].id         # #general
+    return "me"
+
+
+DEMO_SYNCS = (("github", "issues"), ("slack", "messages"), ("gmail", "messages"), ("google_drive", "files"))
+
+
+async def create_demo_syncs(daemon: Daemon, emus: dict[str, Any], app_ids: list[str], user: str) -> list[str]:
+    """Sync jobs for the healthy GitHub, Slack, Gmail and Drive apps, every 5 minutes: a job that never ran is due
+    at once, so the dashboard shows their first syncs (and progress bars) right after the demo starts."""
+    from integd.api_sync import SyncCreateParams  # noqa: PLC0415 - sync is a feature; the demo needs it loaded
+
+    actor = Actor(user=user, admin=False)
+    jobs = []
+    for service, stream in DEMO_SYNCS:
+        index, demo = next((i, d) for i, d in enumerate(DEMO_APPS) if d.service == service)
+        params = SyncCreateParams(app_id=app_ids[index], stream=stream,
+                                  resource=_demo_resource(service, emus, demo),
+                                  frequency={"kind": "interval", "minutes": 5})
+        jobs.append((await daemon.sync.create(actor, params)).id)
+    return jobs
+
+
 async def restore_demo_grants(daemon: Daemon, emus: dict[str, Any]) -> int:
     """A rerun on a kept state directory: emulators remember nothing, so each OAuth app's stored access token is
     handed back to its emulator (valid until it expires; then the app turns unauthorized, as it would for real)."""
@@ -200,7 +231,8 @@ async def run_demo(state_dir: Path | None, *, headless: bool,
 
     async def started(daemon: Daemon) -> None:
         if not await daemon.store.find_all():
-            await connect_demo_apps(daemon, emus, getpass.getuser())
+            user = getpass.getuser()
+            await create_demo_syncs(daemon, emus, await connect_demo_apps(daemon, emus, user), user)
         else:
             await restore_demo_grants(daemon, emus)
         tasks.append(asyncio.create_task(revoke_later(emus)))

@@ -17,6 +17,10 @@ async def test_demo_connects_its_apps_and_revocation_turns_one_unauthorized(shor
             apps = await c.call("apps.list")
             seen["names"] = sorted(a["name"] for a in apps)
             seen["services"] = {a["service"] for a in apps}
+            jobs = await c.call("sync.list")
+            seen["jobs"] = sorted(j["key"].split(":")[0] + "@" + j["service"] for j in jobs)
+            github = next(j for j in jobs if j["service"] == "github")
+            seen["github"] = (await c.call("sync.run", {"job_id": github["id"], "wait": True}))["job"]
         stop.set()
 
     code = await asyncio.wait_for(run_demo(short_dir / "demo", headless=True, on_ready=on_ready, stop=stop), 60)
@@ -24,6 +28,8 @@ async def test_demo_connects_its_apps_and_revocation_turns_one_unauthorized(shor
     assert seen["names"] == sorted(a.name for a in DEMO_APPS)
     from connectors.catalogue import SERVICES
     assert seen["services"] == set(SERVICES), "one app per service, all fifteen"
+    assert seen["jobs"] == ["files@google_drive", "issues@github", "messages@gmail", "messages@slack"]
+    assert seen["github"]["state"] == "idle" and seen["github"]["totals"]["created"] > 0, seen["github"]
     out = capsys.readouterr().out
     assert "integctl apps list" in out and str(short_dir / "demo" / "integd.sock") in out
 
