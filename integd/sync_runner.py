@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,8 @@ class SyncRunner:
     def running(self, job_id: str) -> Run | None:
         return self._runs.get(job_id)
 
-    def start(self, job_id: str, *, full: bool = False, reason: str = "manual", threads: Any = ()) -> Run:
+    def start(self, job_id: str, *, full: bool = False, reason: str = "manual",
+              threads: Iterable[str] = ()) -> Run:
         """Start a run, or return the one already running (one run per job at a time).
 
         A webhook or a local change arriving during a run may already be behind that run's position, so it
