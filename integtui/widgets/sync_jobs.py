@@ -81,6 +81,9 @@ def job_line(job: dict[str, Any], progress: dict[str, Any] | None, now: float) -
         >>> job_line({"stream": "issues", "resource": "octo/repo", "state": "idle", "last_success_at": 0.0,
         ...           "totals": {"created": 10}, "next_run_at": 3600.0}, None, 180.0).plain
         'issues   octo/repo      ● idle     last ok 3m ago · +10 ~0 -0 total · next in 57m'
+        >>> job_line({"stream": "files", "resource": "me", "state": "idle", "last_success_at": 0.0, "totals": {},
+        ...           "next_run_at": None, "push_channel": {"id": "ch_1", "expires_at": 90180.0}}, None, 180.0).plain
+        'files    me             ● idle     last ok 3m ago · +0 ~0 -0 total · push channel for 1d'
     """
     state = "running" if progress is not None and not progress.get("done") else str(job.get("state", "?"))
     symbol, style = STATE_LOOK.get(state, ("?", ""))
@@ -111,6 +114,8 @@ def job_line(job: dict[str, Any], progress: dict[str, Any] | None, now: float) -
                 f" total")
     if job.get("next_run_at") is not None:
         line.append(f" · next in {fmt.until(job['next_run_at'], now)}")
+    elif job.get("push_channel"):               # realtime: heard through a provider push channel
+        line.append(f" · push channel for {fmt.until(job['push_channel']['expires_at'], now)}", style="green")
     return line
 
 
