@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -29,11 +29,10 @@ from connectors.streams.base import RemoteRecord, canonical, content_hash
 from domain import (ConflictResolution, FrequencyKind, InvalidStateTransition, NotFound, Resolution, Side,
                     SyncCounts, SyncDirection, SyncFrequency, SyncJob, SyncState, resolve_conflict)
 from domain.sync import VersionConflict
-from integd.store.db import Database
+from integd.store.db import Database, in_thread
 from integd.store.repository import Transaction
 
 IN_STEP, TO_PUSH, PARKED = 0, 1, 2
-T = TypeVar("T")
 
 
 _JOB_COLUMNS = ("id, app_id, user, service, stream, resource, direction, frequency, conflict_resolution, "
@@ -86,18 +85,6 @@ class _Writes:
     changes: list[tuple[Any, ...]]
     seen: list[tuple[Any, ...]]
     conflicts: list[tuple[Any, ...]]
-
-
-def in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-    """Run ``fn(sqlite3_connection, *args)`` on the aiosqlite connection's own thread, as ONE queued call.
-
-    A page of records is a SELECT, two to five executemany and a cursor UPDATE: awaited one by one that is seven
-    thread round trips, each of which waits for the worker and the GIL (83 µs idle, milliseconds on a busy
-    machine; libraries.md §4). aiosqlite has no public API for running a function on its thread, so this uses
-    ``Connection._execute`` and ``Connection._conn`` (both unchanged from aiosqlite 0.17 to 0.22.1, the pinned
-    version); the caller still holds the store's write transaction, so this stays inside it.
-    """
-    return conn._execute(lambda: fn(conn._conn, *args))
 
 
 def _flush_sync(db: sqlite3.Connection, w: _Writes) -> None:

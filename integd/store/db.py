@@ -126,6 +126,18 @@ async def _uncancellable(aw: Awaitable[T]) -> T:
     return task.result()
 
 
+def in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """Run ``fn(sqlite3_connection, *args)`` on the aiosqlite connection's own thread, as ONE queued call.
+
+    A page of records is a SELECT, two to five executemany and a cursor UPDATE: awaited one by one that is seven
+    thread round trips, each of which waits for the worker and the GIL (83 µs idle, milliseconds on a busy
+    machine; libraries.md §4). aiosqlite has no public API for running a function on its thread, so this uses
+    ``Connection._execute`` and ``Connection._conn`` (both unchanged from aiosqlite 0.17 to 0.22.1; pyproject caps
+    it below 0.23). The caller must hold the writer (``write()`` or ``write_call``) so nothing else interleaves.
+    """
+    return conn._execute(lambda: fn(conn._conn, *args))
+
+
 def _create_private_file(path: Path) -> None:
     """Create `path` empty with mode 0600 (and its directory 0700) unless it exists."""
     if not path.parent.exists():
@@ -337,9 +349,7 @@ class Database:
             self._check_open()
             writer = self._writer
             try:
-                # aiosqlite has no public "run this on your thread"; _execute/_conn are unchanged from 0.17 to
-                # 0.22.1 (the pinned range), and the lock keeps every other statement off the connection.
-                return await _uncancellable(writer._execute(lambda: transaction(writer._conn)))
+                return await _uncancellable(in_thread(writer, transaction))   # the lock keeps others off it
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, "write transaction") from exc
 
