@@ -14,16 +14,8 @@ from structlog.testing import capture_logs
 from connectors.emulators import EMULATORS
 from integd.bootstrap import Daemon
 from integd.client import IntegdClient
-from integd.config import Config, Paths
 from tests.conftest import FAST_RETRY
-from tests.e2e.test_sync_google import (
-    CHANNEL_TOKEN,
-    CLIENT_ID,
-    SECRET,
-    connect_oauth,
-    live,
-    run,
-)
+from tests.e2e.test_sync_google import CHANNEL_TOKEN, connect_oauth, google_daemon, live, run
 
 
 def free_port() -> int:
@@ -34,20 +26,10 @@ def free_port() -> int:
 
 async def drive_env(short_dir, public_url: str | None = None) -> tuple[Daemon, object]:
     emu = EMULATORS["google_drive"](seed=4, options={"files_per_user": 12})
-    emu.oauth.register_client(CLIENT_ID, SECRET, ["http://127.0.0.1/callback"])
     await emu.start()
     port = free_port()
-    (short_dir / "google.secret").write_text(SECRET + "\n")
-    (short_dir / "channel.token").write_bytes(CHANNEL_TOKEN)
-    client = {"client_id": CLIENT_ID, "client_secret_file": str(short_dir / "google.secret"),
-              "auth_base_url": emu.origin}
-    cfg = Config.model_validate({
-        "services": {"google_drive": {"base_url": emu.origin + "/drive/v3"}},
-        "oauth": {"clients": {"google_drive": client}},
-        "webhooks": {"bind": f"127.0.0.1:{port}", "public_url": public_url or f"http://127.0.0.1:{port}",
-                     "google_channel_token_file": str(short_dir / "channel.token")}})
-    daemon = Daemon(cfg, Paths(short_dir / "state", short_dir / "d.sock", None), retry=FAST_RETRY)
-    await daemon.start()
+    daemon = await google_daemon(short_dir, emu, {"bind": f"127.0.0.1:{port}",
+                                                  "public_url": public_url or f"http://127.0.0.1:{port}"})
     return daemon, emu
 
 

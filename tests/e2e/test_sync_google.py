@@ -21,22 +21,29 @@ CLIENT_ID, SECRET = "integd-test.apps.googleusercontent.com", "google-client-sec
 CHANNEL_TOKEN = b"drive-channel-token-for-tests"
 
 
-@pytest.fixture
-async def google_env(short_dir):
-    emu = EMULATORS["gmail"](seed=4, options={"messages_per_user": 30, "files_per_user": 25})
+async def google_daemon(short_dir, emu, webhooks: dict) -> Daemon:
+    """A started daemon whose Gmail and Drive apps go to ``emu`` (OAuth client registered there), with
+    ``webhooks`` as its [webhooks] table and CHANNEL_TOKEN in the channel token file."""
     emu.oauth.register_client(CLIENT_ID, SECRET, ["http://127.0.0.1/callback"])
-    await emu.start()
     (short_dir / "google.secret").write_text(SECRET + "\n")
+    (short_dir / "channel.token").write_bytes(CHANNEL_TOKEN)
     client = {"client_id": CLIENT_ID, "client_secret_file": str(short_dir / "google.secret"),
               "auth_base_url": emu.origin}
     cfg = Config.model_validate({
         "services": {"gmail": {"base_url": emu.origin + "/gmail/v1"},
                      "google_drive": {"base_url": emu.origin + "/drive/v3"}},
         "oauth": {"clients": {"gmail": client, "google_drive": client}},
-        "webhooks": {"bind": "127.0.0.1:0", "google_channel_token_file": str(short_dir / "channel.token")}})
-    (short_dir / "channel.token").write_bytes(CHANNEL_TOKEN)
+        "webhooks": {**webhooks, "google_channel_token_file": str(short_dir / "channel.token")}})
     daemon = Daemon(cfg, Paths(short_dir / "state", short_dir / "d.sock", None), retry=FAST_RETRY)
     await daemon.start()
+    return daemon
+
+
+@pytest.fixture
+async def google_env(short_dir):
+    emu = EMULATORS["gmail"](seed=4, options={"messages_per_user": 30, "files_per_user": 25})
+    await emu.start()
+    daemon = await google_daemon(short_dir, emu, {"bind": "127.0.0.1:0"})
     try:
         async with IntegdClient(str(daemon.paths.socket)) as c:
             yield daemon, c, emu
